@@ -1,0 +1,1 @@
+"""Pure domain: value objects, the error tree, settings and the clock. No I/O."""

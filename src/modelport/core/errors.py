@@ -1,0 +1,188 @@
+"""The one error tree of modelport.
+
+Every failure a user can see is a ``ModelportError`` with a stable ``code``. Messages name the object
+and say what to do next. No HTTP status or exit code lives here: ``serving`` maps codes to HTTP,
+``cli`` maps them to exit codes.
+
+    ModelportError
+    ├── InvalidInputError                 bad value given by the caller
+    │   ├── InvalidNameError              a model/alias/dataset name that is not allowed
+    │   ├── InvalidRefError               a ref that does not parse (name, name:3, name@alias)
+    │   ├── UnsafePathError               a path that would escape its root
+    │   └── SignatureError                data that does not match a signature
+    ├── NotFoundError
+    │   ├── ModelNotFoundError
+    │   ├── VersionNotFoundError
+    │   ├── AliasNotFoundError
+    │   ├── DatasetNotFoundError
+    │   └── ArtifactNotFoundError
+    ├── ConflictError                     the object exists already / changed concurrently
+    ├── IntegrityError
+    │   └── DigestMismatchError           an artifact does not match its recorded digest
+    ├── TrustError
+    │   ├── UntrustedPickleError          pickle/joblib without explicit trust
+    │   └── UntrustedTypesError           skops types nobody accepted
+    ├── FormatError
+    │   ├── UnsupportedFormatError        no runtime for this format / object
+    │   └── ModelLoadError                a runtime could not load the artifact
+    ├── PredictionError                   the model failed while predicting
+    ├── EnvironmentMismatchError          lock and interpreter differ under a strict policy
+    ├── MissingExtraError                 an optional dependency is not installed
+    └── StoreError
+        └── StoreUnavailableError         database or object store cannot be reached
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AliasNotFoundError",
+    "ArtifactNotFoundError",
+    "ConflictError",
+    "DatasetNotFoundError",
+    "DigestMismatchError",
+    "EnvironmentMismatchError",
+    "FormatError",
+    "IntegrityError",
+    "InvalidInputError",
+    "InvalidNameError",
+    "InvalidRefError",
+    "MissingExtraError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "ModelportError",
+    "NotFoundError",
+    "PredictionError",
+    "SignatureError",
+    "StoreError",
+    "StoreUnavailableError",
+    "TrustError",
+    "UnsafePathError",
+    "UnsupportedFormatError",
+    "UntrustedPickleError",
+    "UntrustedTypesError",
+    "VersionNotFoundError",
+]
+
+
+class ModelportError(Exception):
+    """Root of every modelport error. ``code`` is stable and safe to show to clients."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInputError(ModelportError):
+    code = "invalid_input"
+
+
+class InvalidNameError(InvalidInputError):
+    code = "invalid_name"
+
+
+class InvalidRefError(InvalidInputError):
+    code = "invalid_ref"
+
+
+class UnsafePathError(InvalidInputError):
+    code = "unsafe_path"
+
+
+class SignatureError(InvalidInputError):
+    code = "signature_mismatch"
+
+
+class NotFoundError(ModelportError):
+    code = "not_found"
+
+
+class ModelNotFoundError(NotFoundError):
+    code = "model_not_found"
+
+
+class VersionNotFoundError(NotFoundError):
+    code = "version_not_found"
+
+
+class AliasNotFoundError(NotFoundError):
+    code = "alias_not_found"
+
+
+class DatasetNotFoundError(NotFoundError):
+    code = "dataset_not_found"
+
+
+class ArtifactNotFoundError(NotFoundError):
+    code = "artifact_not_found"
+
+
+class ConflictError(ModelportError):
+    code = "conflict"
+
+
+class IntegrityError(ModelportError):
+    code = "integrity"
+
+
+class DigestMismatchError(IntegrityError):
+    code = "digest_mismatch"
+
+
+class TrustError(ModelportError):
+    code = "untrusted"
+
+
+class UntrustedPickleError(TrustError):
+    code = "untrusted_pickle"
+
+
+class UntrustedTypesError(TrustError):
+    code = "untrusted_types"
+
+    def __init__(self, message: str, types: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.types = sorted(types or [])
+
+
+class FormatError(ModelportError):
+    code = "format"
+
+
+class UnsupportedFormatError(FormatError):
+    code = "unsupported_format"
+
+
+class ModelLoadError(FormatError):
+    code = "model_load_failed"
+
+
+class PredictionError(ModelportError):
+    code = "prediction_failed"
+
+
+class EnvironmentMismatchError(ModelportError):
+    code = "environment_mismatch"
+
+
+class MissingExtraError(ModelportError):
+    code = "missing_extra"
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"{package} is not installed; install it with: pip install 'modelport[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class StoreError(ModelportError):
+    code = "store"
+
+
+class StoreUnavailableError(StoreError):
+    code = "store_unavailable"

@@ -1,0 +1,127 @@
+"""The seams of the registry: a metadata store and a content-addressed artifact store.
+
+Implementations are chosen by URI (``sqlite:///``, ``postgresql+psycopg://``; a directory or
+``s3://bucket/prefix``). Fakes in unit tests implement these same protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from modelport.core.model import (
+    AliasMove,
+    AuditEvent,
+    DatasetVersion,
+    ModelVersion,
+    NewDatasetVersion,
+    NewModelVersion,
+    RegisteredModel,
+)
+
+__all__ = ["ArtifactStore", "MetadataStore"]
+
+
+class MetadataStore(Protocol):
+    """Models, immutable versions, aliases with history, datasets and the audit log.
+
+    Every mutating method writes its audit event in the same transaction as the change.
+    """
+
+    uri: str
+
+    def add_version(self, new: NewModelVersion) -> ModelVersion:
+        """Create the model if needed and record a version with the next free number.
+
+        Numbers are allocated inside the transaction: concurrent callers (threads or processes)
+        get unique, consecutive numbers.
+        """
+        ...
+
+    def get_model(self, name: str) -> RegisteredModel: ...
+
+    def list_models(self) -> list[RegisteredModel]: ...
+
+    def get_version(self, name: str, number: int) -> ModelVersion: ...
+
+    def latest_version(self, name: str) -> ModelVersion: ...
+
+    def list_versions(self, name: str) -> list[ModelVersion]: ...
+
+    def resolve_alias(self, name: str, alias: str) -> int: ...
+
+    def set_alias(
+        self, name: str, alias: str, number: int, actor: str, reason: str = ""
+    ) -> AliasMove:
+        """Point ``alias`` at version ``number``; append the move to the history."""
+        ...
+
+    def delete_alias(self, name: str, alias: str, actor: str, reason: str = "") -> AliasMove: ...
+
+    def alias_history(self, name: str, alias: str) -> list[AliasMove]: ...
+
+    def add_dataset_version(self, new: NewDatasetVersion) -> DatasetVersion: ...
+
+    def get_dataset_version(self, name: str, number: int | None = None) -> DatasetVersion:
+        """A dataset version; the latest one when ``number`` is None."""
+        ...
+
+    def find_dataset_version(self, digest: str) -> DatasetVersion | None:
+        """The first dataset version with this content digest, if any."""
+        ...
+
+    def list_dataset_versions(self, name: str | None = None) -> list[DatasetVersion]: ...
+
+    def record_audit(
+        self,
+        actor: str,
+        action: str,
+        object_type: str,
+        object_name: str,
+        version: int | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEvent: ...
+
+    def query_audit(
+        self,
+        model: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[AuditEvent]:
+        """Audit events, oldest first, filtered by object name (``model``), actor, action, time."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ArtifactStore(Protocol):
+    """Blobs addressed by their sha256 hex digest. Keys are validated hex; nothing else is a path."""
+
+    uri: str
+
+    def put_file(self, path: Path) -> tuple[str, int]:
+        """Store a file's bytes; return ``(sha256_hex, size)``. Idempotent."""
+        ...
+
+    def put_stream(self, stream: BinaryIO) -> tuple[str, int]:
+        """Store bytes read from ``stream``; return ``(sha256_hex, size)``."""
+        ...
+
+    def exists(self, sha256: str) -> bool: ...
+
+    def fetch(self, sha256: str, dest: Path) -> None:
+        """Write the blob to ``dest`` (a new file), verifying its sha256 while copying.
+
+        Raises ``ArtifactNotFoundError`` when absent and ``DigestMismatchError`` when the stored
+        bytes do not hash to ``sha256`` (``dest`` is then removed).
+        """
+        ...
+
+    def delete(self, sha256: str) -> None: ...
+
+    def list_blobs(self) -> Sequence[str]: ...
