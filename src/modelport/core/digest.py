@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from modelport.core.errors import IntegrityError
 from modelport.core.paths import safe_relpath
 
-__all__ = ["ManifestEntry", "Manifest", "is_sha256", "sha256_bytes"]
+__all__ = ["Manifest", "ManifestEntry", "is_sha256", "sha256_bytes"]
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 

@@ -141,7 +141,9 @@ def compare_locks(locked: EnvironmentLock, current: EnvironmentLock) -> list[Mis
     out: list[Mismatch] = []
     if locked.python_minor != current.python_minor:
         out.append(
-            Mismatch("python", locked.python, current.python, "high", "Python minor version differs")
+            Mismatch(
+                "python", locked.python, current.python, "high", "Python minor version differs"
+            )
         )
     for pin in locked.packages:
         have = current.get(pin.name)

@@ -1,8 +1,8 @@
 """The one error tree of modelport.
 
-Every failure a user can see is a ``ModelportError`` with a stable ``code``. Messages name the object
-and say what to do next. No HTTP status or exit code lives here: ``serving`` maps codes to HTTP,
-``cli`` maps them to exit codes.
+Every failure a user can see is a ``ModelportError`` with a stable ``code``. Messages name the
+object and say what to do next. No HTTP status or exit code lives here: ``serving`` maps codes
+to HTTP, ``cli`` maps them to exit codes.
 
     ModelportError
     ├── InvalidInputError                 bad value given by the caller
@@ -41,6 +41,7 @@ __all__ = [
     "DatasetNotFoundError",
     "DigestMismatchError",
     "EnvironmentMismatchError",
+    "EnvironmentMismatchWarning",
     "FormatError",
     "IntegrityError",
     "InvalidInputError",
@@ -167,6 +168,10 @@ class PredictionError(ModelportError):
 
 class EnvironmentMismatchError(ModelportError):
     code = "environment_mismatch"
+
+
+class EnvironmentMismatchWarning(UserWarning):
+    """Loading a model whose environment lock differs from the interpreter (policy ``warn``)."""
 
 
 class MissingExtraError(ModelportError):

@@ -1,7 +1,7 @@
 """Input examples (and other small data) as JSON, with their types kept.
 
-``encode`` turns a DataFrame, an array or a dict of arrays into plain JSON-able data; ``decode`` turns
-it back. Used for input examples, golden requests and reference samples stored in the registry.
+``encode`` turns a DataFrame, an array or a dict of arrays into plain JSON-able data; ``decode``
+turns it back. Used for input examples, golden requests and reference samples in the registry.
 """
 
 from __future__ import annotations
@@ -47,7 +47,10 @@ def encode(value: Any) -> dict[str, Any]:
             "data": rows,
         }
     if isinstance(value, Mapping):
-        return {"type": "dict", "arrays": {str(k): _encode_array(np.asarray(v)) for k, v in value.items()}}
+        return {
+            "type": "dict",
+            "arrays": {str(k): _encode_array(np.asarray(v)) for k, v in value.items()},
+        }
     if isinstance(value, np.ndarray | list | tuple):
         return _encode_array(np.asarray(value))
     raise SignatureError(

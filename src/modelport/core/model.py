@@ -70,7 +70,12 @@ class DatasetRef:
     digest: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "role": self.role, "digest": self.digest}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "role": self.role,
+            "digest": self.digest,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,9 +37,7 @@ def safe_relpath(value: object) -> str:
         raise UnsafePathError(f"artifact path {shown!r} is deeper than {MAX_DEPTH} levels")
     for part in parts:
         if part in ("", ".", ".."):
-            raise UnsafePathError(
-                f"artifact path {shown!r} has an empty, '.' or '..' component"
-            )
+            raise UnsafePathError(f"artifact path {shown!r} has an empty, '.' or '..' component")
         if len(part) > 255 or not _COMPONENT.fullmatch(part) or part != part.strip():
             raise UnsafePathError(
                 f"artifact path {shown!r} has a component with characters outside "

@@ -122,13 +122,17 @@ def _numeric(name: str, values: np.ndarray) -> FeatureProfile:
 def _categorical(name: str, values: np.ndarray) -> FeatureProfile:
     present = [v for v in values.tolist() if v is not None and v == v]
     missing = len(values) - len(present)
-    uniques, counts = np.unique(np.asarray([str(v) for v in present], dtype=object), return_counts=True)
+    uniques, counts = np.unique(
+        np.asarray([str(v) for v in present], dtype=object), return_counts=True
+    )
     order = np.argsort(-counts, kind="stable")
     total = max(len(present), 1)
     freqs: dict[str, float] = {}
     for i in order[:MAX_CATEGORIES]:
         freqs[str(uniques[i])] = float(counts[i]) / total
-    rest = float(counts[order[MAX_CATEGORIES:]].sum()) / total if len(order) > MAX_CATEGORIES else 0.0
+    rest = (
+        float(counts[order[MAX_CATEGORIES:]].sum()) / total if len(order) > MAX_CATEGORIES else 0.0
+    )
     if rest:
         freqs[OTHER] = rest
     return FeatureProfile(

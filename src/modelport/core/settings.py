@@ -7,6 +7,7 @@ never at import time.
 from __future__ import annotations
 
 import os
+import pwd
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -39,7 +40,8 @@ class Settings(BaseModel):
     registry_uri: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the metadata database, e.g. "
-        "postgresql+psycopg://user@host/db. Default: sqlite under home. Env: MODELPORT_REGISTRY_URI.",
+        "postgresql+psycopg://user@host/db. Default: sqlite under home. "
+        "Env: MODELPORT_REGISTRY_URI.",
     )
     artifact_uri: str | None = Field(
         default=None,
@@ -64,9 +66,7 @@ class Settings(BaseModel):
     )
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: object
-    ) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Settings from ``MODELPORT_*`` variables, with explicit ``overrides`` winning."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
@@ -79,7 +79,10 @@ class Settings(BaseModel):
     def resolved_actor(self) -> str:
         if self.actor:
             return self.actor
+        for name in ("MODELPORT_ACTOR", "USER", "LOGNAME"):
+            if os.environ.get(name):
+                return os.environ[name]
         try:
-            return os.getlogin()
-        except OSError:
-            return os.environ.get("USER") or "unknown"
+            return pwd.getpwuid(os.getuid()).pw_name
+        except (KeyError, OSError):
+            return f"uid:{os.getuid()}"
