@@ -1,0 +1,207 @@
+"""Table definitions of the metadata database (SQLAlchemy Core).
+
+The schema itself is created by the Alembic migrations in ``migrations/versions``; a test checks
+that the migrated database and these definitions agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "VERSION_TABLE",
+    "UtcDateTime",
+    "alias_history",
+    "aliases",
+    "audit_events",
+    "dataset_versions",
+    "datasets",
+    "metadata",
+    "model_versions",
+    "models",
+    "version_datasets",
+]
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+# Alembic's bookkeeping table; prefixed so a shared PostgreSQL database can host other projects.
+VERSION_TABLE = "modelport_alembic_version"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend.
+
+    PostgreSQL stores ``timestamptz``; SQLite stores naive UTC text, made aware again on read.
+    Naive values are refused rather than guessed.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime given to the metadata store; pass an aware one")
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime from the database, got {type(value).__name__}")
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _json() -> JSON:
+    return JSON(none_as_null=True)
+
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("description", Text, nullable=False),
+    Column("tags", _json(), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", ForeignKey("models.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("digest", String(80), nullable=False, index=True),
+    Column("format", String(100), nullable=False),
+    Column("manifest", _json(), nullable=False),
+    Column("signature", _json(), nullable=True),
+    Column("input_example", _json(), nullable=True),
+    Column("metrics", _json(), nullable=False),
+    Column("params", _json(), nullable=False),
+    Column("tags", _json(), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("lineage", _json(), nullable=False),
+    Column("environment", _json(), nullable=True),
+    Column("profile", _json(), nullable=True),
+    Column("trusted_types", _json(), nullable=False),
+    Column("runtime_config", _json(), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("model_id", "number"),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("dataset_id", ForeignKey("datasets.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("digest", String(80), nullable=False, index=True),
+    Column("format", String(100), nullable=False),
+    Column("manifest", _json(), nullable=False),
+    Column("schema", _json(), nullable=False),
+    Column("profile", _json(), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("dataset_id", "number"),
+)
+
+version_datasets = Table(
+    "version_datasets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version_id", ForeignKey("model_versions.id"), nullable=False, index=True),
+    Column("dataset_version_id", ForeignKey("dataset_versions.id"), nullable=False, index=True),
+    Column("role", String(32), nullable=False),
+    UniqueConstraint("version_id", "dataset_version_id", "role"),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", ForeignKey("models.id"), nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("version_number", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("model_id", "alias"),
+    ForeignKeyConstraint(
+        ["model_id", "version_number"],
+        ["model_versions.model_id", "model_versions.number"],
+        name="fk_aliases_version_model_versions",
+    ),
+)
+
+alias_history = Table(
+    "alias_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("model_id", ForeignKey("models.id"), nullable=False),
+    Column("alias", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("from_version", Integer, nullable=True),
+    Column("to_version", Integer, nullable=True),
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    UniqueConstraint("model_id", "alias", "seq"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("at", UtcDateTime, nullable=False, index=True),
+    Column("actor", String(200), nullable=False, index=True),
+    Column("action", String(100), nullable=False),
+    Column("object_type", String(50), nullable=False),
+    Column("object_name", String(200), nullable=False, index=True),
+    Column("version", Integer, nullable=True),
+    Column("details", _json(), nullable=False),
+)
+
+Index(None, audit_events.c.action)
