@@ -100,7 +100,7 @@ class MetadataStore(Protocol):
 
 
 class ArtifactStore(Protocol):
-    """Blobs addressed by their sha256 hex digest. Keys are validated hex; nothing else is a path."""
+    """Blobs addressed by their sha256 hex digest; keys are validated hex, never paths."""
 
     uri: str
 
@@ -115,13 +115,19 @@ class ArtifactStore(Protocol):
     def exists(self, sha256: str) -> bool: ...
 
     def fetch(self, sha256: str, dest: Path) -> None:
-        """Write the blob to ``dest`` (a new file), verifying its sha256 while copying.
+        """Write the blob to ``dest`` (must not exist yet), verifying its sha256 while copying.
 
         Raises ``ArtifactNotFoundError`` when absent and ``DigestMismatchError`` when the stored
         bytes do not hash to ``sha256`` (``dest`` is then removed).
         """
         ...
 
-    def delete(self, sha256: str) -> None: ...
+    def delete(self, sha256: str) -> None:
+        """Remove a blob; removing an absent one does nothing."""
+        ...
 
     def list_blobs(self) -> Sequence[str]: ...
+
+    def close(self) -> None:
+        """Release connections (S3 pools); the store is not used afterwards."""
+        ...
