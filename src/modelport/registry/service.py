@@ -1,0 +1,220 @@
+"""The registry service: versions, datasets, aliases and audit over the two stores.
+
+It takes artifacts that are already on disk (a file or a directory), makes them content-addressed
+and immutable, and gives back verified copies. Knowing how to save or load a framework's model is
+the runtime layer's job; ``modelport.api.Registry`` composes both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from modelport.core.envlock import EnvironmentLock
+from modelport.core.errors import InvalidInputError
+from modelport.core.model import (
+    AliasMove,
+    AuditEvent,
+    DatasetRef,
+    DatasetVersion,
+    Lineage,
+    ModelVersion,
+    NewDatasetVersion,
+    NewModelVersion,
+    RegisteredModel,
+)
+from modelport.core.names import validate_alias, validate_key, validate_name
+from modelport.core.profile import DatasetProfile, profile_frame
+from modelport.core.refs import ModelRef
+from modelport.core.signature import Signature
+from modelport.registry.artifacts.files import materialize, snapshot
+from modelport.registry.datasets import dataset_format, read_table, table_schema
+from modelport.registry.protocols import ArtifactStore, MetadataStore
+
+__all__ = ["RegistryService", "VersionDraft"]
+
+MAX_METRICS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class VersionDraft:
+    """A version about to be registered, its artifact files already staged in ``source``."""
+
+    name: str
+    source: Path
+    format: str
+    runtime_config: Mapping[str, Any] = field(default_factory=dict)
+    signature: Signature | None = None
+    input_example: Mapping[str, Any] | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+    lineage: Lineage = field(default_factory=Lineage)
+    environment: EnvironmentLock | None = None
+    profile: DatasetProfile | None = None
+    trusted_types: tuple[str, ...] = ()
+    datasets: tuple[DatasetRef, ...] = ()
+
+
+def _check_mapping(kind: str, values: Mapping[str, Any]) -> None:
+    if len(values) > MAX_METRICS:
+        raise InvalidInputError(f"too many {kind} ({len(values)}); at most {MAX_METRICS}")
+    for key in values:
+        validate_key(key, kind=f"{kind[:-1]} name")
+
+
+class RegistryService:
+    """Registry operations on a ``MetadataStore`` and an ``ArtifactStore``."""
+
+    def __init__(
+        self, meta: MetadataStore, artifacts: ArtifactStore, cache_dir: Path, actor: str
+    ) -> None:
+        self.meta = meta
+        self.artifacts = artifacts
+        self.cache_dir = cache_dir
+        self.actor = actor
+
+    # versions -----------------------------------------------------------------------------
+    def register(self, draft: VersionDraft) -> ModelVersion:
+        validate_name(draft.name)
+        _check_mapping("metrics", draft.metrics)
+        _check_mapping("params", draft.params)
+        _check_mapping("tags", draft.tags)
+        metrics = {}
+        for key, value in draft.metrics.items():
+            try:
+                metrics[key] = float(value)
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(f"metric {key!r} must be a number") from exc
+        manifest = snapshot(draft.source, self.artifacts)
+        return self.meta.add_version(
+            NewModelVersion(
+                name=draft.name,
+                format=draft.format,
+                manifest=manifest,
+                signature=draft.signature,
+                input_example=draft.input_example,
+                metrics=metrics,
+                params={k: str(v) for k, v in draft.params.items()},
+                tags={k: str(v) for k, v in draft.tags.items()},
+                description=draft.description,
+                lineage=draft.lineage,
+                environment=draft.environment,
+                profile=draft.profile,
+                trusted_types=tuple(sorted(set(draft.trusted_types))),
+                runtime_config=dict(draft.runtime_config),
+                datasets=draft.datasets,
+                created_by=self.actor,
+            )
+        )
+
+    def resolve(self, ref: ModelRef | str) -> ModelVersion:
+        """The version a ref names: ``name`` → latest, ``name:N``, ``name@alias``."""
+        parsed = ModelRef.parse(ref) if isinstance(ref, str) else ref
+        if parsed.version is not None:
+            return self.meta.get_version(parsed.name, parsed.version)
+        if parsed.alias is not None:
+            number = self.meta.resolve_alias(parsed.name, parsed.alias)
+            return self.meta.get_version(parsed.name, number)
+        return self.meta.latest_version(parsed.name)
+
+    def materialize(self, version: ModelVersion) -> Path:
+        """A local directory holding exactly the version's files, every digest verified."""
+        return materialize(
+            version.manifest, self.artifacts, self.cache_dir / version.digest.split(":", 1)[-1]
+        )
+
+    def get_model(self, name: str) -> RegisteredModel:
+        return self.meta.get_model(validate_name(name))
+
+    def list_models(self) -> list[RegisteredModel]:
+        return self.meta.list_models()
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        return self.meta.list_versions(validate_name(name))
+
+    # aliases ------------------------------------------------------------------------------
+    def set_alias(self, name: str, alias: str, number: int, reason: str = "") -> AliasMove:
+        return self.meta.set_alias(
+            validate_name(name), validate_alias(alias), number, self.actor, reason
+        )
+
+    def delete_alias(self, name: str, alias: str, reason: str = "") -> AliasMove:
+        return self.meta.delete_alias(
+            validate_name(name), validate_alias(alias), self.actor, reason
+        )
+
+    def alias_history(self, name: str, alias: str) -> list[AliasMove]:
+        return self.meta.alias_history(validate_name(name), validate_alias(alias))
+
+    # datasets -----------------------------------------------------------------------------
+    def register_dataset(self, path: Path, name: str, description: str = "") -> DatasetVersion:
+        """Store a CSV/Parquet file as a content-addressed dataset version (idempotent)."""
+        validate_name(name, kind="dataset name")
+        fmt = dataset_format(path)
+        frame = read_table(path)
+        manifest = snapshot(path, self.artifacts)
+        for existing in self.meta.list_dataset_versions(name):
+            if existing.digest == manifest.digest:
+                return existing
+        return self.meta.add_dataset_version(
+            NewDatasetVersion(
+                name=name,
+                format=fmt,
+                manifest=manifest,
+                schema=table_schema(frame),
+                profile=profile_frame(frame),
+                rows=len(frame),
+                description=description,
+                created_by=self.actor,
+            )
+        )
+
+    def get_dataset(self, name: str, number: int | None = None) -> DatasetVersion:
+        return self.meta.get_dataset_version(validate_name(name, kind="dataset name"), number)
+
+    def list_datasets(self, name: str | None = None) -> list[DatasetVersion]:
+        if name is not None:
+            validate_name(name, kind="dataset name")
+        return self.meta.list_dataset_versions(name)
+
+    def materialize_dataset(self, dataset: DatasetVersion) -> Path:
+        return materialize(
+            dataset.manifest, self.artifacts, self.cache_dir / dataset.digest.split(":", 1)[-1]
+        )
+
+    # audit --------------------------------------------------------------------------------
+    def record(
+        self,
+        action: str,
+        object_type: str,
+        object_name: str,
+        version: int | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEvent:
+        return self.meta.record_audit(
+            self.actor, action, object_type, object_name, version, details or {}
+        )
+
+    def audit(
+        self,
+        model: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[AuditEvent]:
+        return self.meta.query_audit(
+            model=model, actor=actor, action=action, since=since, until=until, limit=limit
+        )
+
+    def close(self) -> None:
+        try:
+            self.meta.close()
+        finally:
+            self.artifacts.close()
