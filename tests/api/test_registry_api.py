@@ -59,7 +59,8 @@ def test_register_load_and_predict_like_the_framework(
     assert [(d.role, d.name, d.version) for d in v.datasets] == [("training", "fraud-training", 1)]
     assert v.lineage.training_data_fingerprint == v.datasets[0].digest
 
-    runtime = registry.load("fraud@champion")
+    # the default serves the verified ONNX fast path (tests/api/test_fastpath_api.py)
+    runtime = registry.load("fraud@champion", variant="original")
     try:
         out = runtime.predict(x)
     finally:

@@ -103,7 +103,14 @@ def test_register_list_show_alias_audit(cli: Cli, files: dict[str, Path]) -> Non
     ]
     events = cli.json("audit", "--model", "fraud")
     actions = [e["action"] for e in events]  # type: ignore[union-attr,index]
-    assert actions == ["version.register", "alias.set", "version.register", "alias.set"]
+    assert actions == [
+        "version.register",
+        "version.variant",  # the ONNX fast path, verified
+        "alias.set",
+        "version.register",
+        "version.variant",  # no input example: recorded as failed
+        "alias.set",
+    ]
     assert cli.json("audit", "--model", "fraud", "--since", "2999-01-01") == []
 
     assert "matches the environment lock" in cli("env", "check", "fraud:1")

@@ -15,11 +15,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from modelport.api.fastpath import build_and_record, build_at_registration, load_variant
 from modelport.core.envlock import EnvironmentLock, Mismatch, blocking
 from modelport.core.errors import (
     EnvironmentMismatchError,
     EnvironmentMismatchWarning,
     InvalidInputError,
+    UnsupportedFormatError,
     UntrustedTypesError,
 )
 from modelport.core.examples import MAX_EXAMPLE_ROWS, decode, encode, head
@@ -111,12 +113,17 @@ class Registry:
         code_paths: Sequence[Path] | None = None,
         signature: Signature | None = None,
         source: str | None = None,
+        fast_path: bool = True,
     ) -> ModelVersion:
         """Register a model object or a model file/directory as a new immutable version.
 
         ``trusted_types`` is a list of extra skops types the caller accepts, or a callable that is
         asked (e.g. an interactive confirmation) when the artifact needs types outside the default
         trusted set. Pickle/joblib artifacts need ``trust_pickle=True``.
+
+        With ``fast_path`` a scikit-learn version also gets its ONNX variant, recorded verified or
+        failed with the reason (see ``modelport.api.fastpath``); registration never fails
+        because of it. The alias moves only after, so servers following it see the variant.
         """
         validate_name(name)
         with tempfile.TemporaryDirectory(prefix="modelport-stage-") as tmp:
@@ -166,6 +173,8 @@ class Registry:
                     datasets=datasets,
                 )
             )
+            if fast_path and fmt == "sklearn":
+                version = build_at_registration(self.service, version, stage)
         if alias is not None:
             self.set_alias(name, alias, version.number, reason="set at registration")
             version = self.get(version.ref)
@@ -306,8 +315,31 @@ class Registry:
         version = self.get(ref)
         return check_lock(version.environment) if version.environment is not None else []
 
-    def load(self, ref: ModelRef | str, *, threads: int | None = None) -> Runtime:
-        """A loaded runtime for the version; every artifact digest is verified first."""
+    def build_fast_path(self, ref: ModelRef | str) -> ModelVersion:
+        """Build (again) the ONNX variant of a scikit-learn version and record the outcome,
+        verified or failed; a variant recorded before is replaced (audited)."""
+        version = self.get(ref)
+        if version.format != "sklearn":
+            raise UnsupportedFormatError(
+                f"{version.ref} is a {version.format} model; the ONNX fast path is built for "
+                "scikit-learn versions"
+            )
+        return build_and_record(self.service, version, self.service.materialize(version))
+
+    def load(
+        self,
+        ref: ModelRef | str,
+        *,
+        threads: int | None = None,
+        variant: str = "auto",
+    ) -> Runtime:
+        """A loaded runtime for the version; every artifact digest is verified first.
+
+        ``variant`` (``modelport.api.fastpath.VARIANTS``): ``"auto"`` serves the verified ONNX
+        fast path when there is one and onnxruntime imports, else the framework; ``"original"``
+        or ``"onnx"`` force one. A fast path runtime says ``metadata().extra["variant"] ==
+        "onnx"``; a framework runtime has no ``"variant"`` key.
+        """
         version = self.get(ref)
         mismatches = self.env_check(version.ref)
         worst = blocking(mismatches)
@@ -328,6 +360,9 @@ class Registry:
                 EnvironmentMismatchWarning,
                 stacklevel=2,
             )
+        fast = load_variant(self.service, version, variant, threads)
+        if fast is not None:
+            return fast
         path = self.service.materialize(version)
         runtime = open_runtime(
             LoadContext(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from modelport.api.fastpath import serving_summary
 from modelport.cli.context import AppContext, pass_app
 from modelport.cli.output import echo_json, format_table, short_time
 from modelport.core.errors import InvalidInputError
@@ -84,6 +85,12 @@ def _confirm_types(types: Sequence[str]) -> bool:
     help="Accept an extra skops type (repeatable).",
 )
 @click.option("--yes", is_flag=True, help="Do not ask; refuse types not given with --trust-type.")
+@click.option(
+    "--fast-path/--no-fast-path",
+    default=True,
+    show_default=True,
+    help="Build and verify the ONNX variant of a scikit-learn model.",
+)
 @pass_app
 def register(
     app: AppContext,
@@ -101,6 +108,7 @@ def register(
     trust_pickle: bool,
     trust_types: tuple[str, ...],
     yes: bool,
+    fast_path: bool,
 ) -> None:
     """Register a model file or directory as a new immutable version; prints NAME:VERSION."""
     trusted: object = list(trust_types)
@@ -126,6 +134,7 @@ def register(
         alias=alias,
         trust_pickle=trust_pickle,
         trusted_types=trusted,  # type: ignore[arg-type]
+        fast_path=fast_path,
     )
     click.echo(version.ref)
 
@@ -185,6 +194,7 @@ def _show_version(v: ModelVersion) -> None:
             f"  environment  python {v.environment.python}; {', '.join(frameworks)} "
             f"(+{len(v.environment.packages) - len(frameworks)} pinned dependencies)"
         )
+    click.echo(f"  serving      {serving_summary(v)['summary']}")
 
 
 @models.command("show")
@@ -220,9 +230,25 @@ def models_show(app: AppContext, ref: str, as_json: bool) -> None:
         return
     version = registry.get(parsed)
     if as_json:
-        echo_json(version.to_dict())
+        echo_json({**version.to_dict(), "serving": serving_summary(version)})
         return
     _show_version(version)
+
+
+@models.command("fastpath")
+@click.argument("ref")
+@JSON_OPTION
+@pass_app
+def models_fastpath(app: AppContext, ref: str, as_json: bool) -> int:
+    """Build (again) and verify the ONNX fast path of a scikit-learn version; exit 1 if it
+    failed (the version keeps serving through scikit-learn)."""
+    version = app.registry().build_fast_path(ref)
+    variant = version.variant("onnx")
+    if as_json:
+        echo_json({"ref": version.ref, "variant": variant.to_dict() if variant else None})
+    else:
+        click.echo(f"{version.ref}: {serving_summary(version)['summary']}")
+    return 0 if variant is not None and variant.verified else 1
 
 
 @click.group()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from modelport.core.digest import Manifest
 from modelport.core.envlock import EnvironmentLock
@@ -22,7 +22,11 @@ __all__ = [
     "NewDatasetVersion",
     "NewModelVersion",
     "RegisteredModel",
+    "Variant",
+    "VariantStatus",
 ]
+
+VariantStatus = Literal["verified", "failed"]
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -123,6 +127,47 @@ class NewModelVersion:
 
 
 @dataclass(frozen=True, slots=True)
+class Variant:
+    """A derived artifact of a version (e.g. its ONNX conversion), stored with the same version.
+
+    ``verified``: ``manifest``/``digest`` name the derived files, whose outputs matched the
+    original's on ``checked_rows`` rows within ``tolerance`` (largest difference
+    ``max_abs_diff``). ``failed``: nothing to serve; ``reason`` says why. ``runtime_config``
+    tells the runtime how to serve it under the original's output contract.
+    """
+
+    kind: str
+    status: VariantStatus
+    manifest: Manifest | None
+    digest: str | None
+    reason: str
+    tolerance: float | None
+    max_abs_diff: float | None
+    checked_rows: int
+    created_at: datetime
+    runtime_config: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def verified(self) -> bool:
+        return self.status == "verified" and self.manifest is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "status": self.status,
+            "digest": self.digest,
+            "size": self.manifest.total_size if self.manifest else None,
+            "files": self.manifest.to_list() if self.manifest else [],
+            "reason": self.reason,
+            "tolerance": self.tolerance,
+            "max_abs_diff": self.max_abs_diff,
+            "checked_rows": self.checked_rows,
+            "runtime_config": dict(self.runtime_config),
+            "created_at": _iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ModelVersion:
     name: str
     number: int
@@ -145,10 +190,15 @@ class ModelVersion:
     created_by: str
     created_at: datetime
     aliases: tuple[str, ...] = ()
+    variants: tuple[Variant, ...] = ()
 
     @property
     def ref(self) -> str:
         return f"{self.name}:{self.number}"
+
+    def variant(self, kind: str) -> Variant | None:
+        """The recorded variant of ``kind`` (verified or failed), if any."""
+        return next((v for v in self.variants if v.kind == kind), None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -173,6 +223,7 @@ class ModelVersion:
             "trusted_types": list(self.trusted_types),
             "runtime_config": dict(self.runtime_config),
             "datasets": [d.to_dict() for d in self.datasets],
+            "variants": [v.to_dict() for v in self.variants],
             "created_by": self.created_by,
             "created_at": _iso(self.created_at),
         }

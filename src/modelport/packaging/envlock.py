@@ -33,10 +33,18 @@ def current_python() -> str:
 
 
 def _dist(name: str) -> metadata.Distribution | None:
+    """The installed distribution ``name``, or the one providing the module of that name
+    (``xgboost`` may come from the ``xgboost-cpu`` distribution)."""
     try:
         return metadata.distribution(name)
     except metadata.PackageNotFoundError:
-        return None
+        pass
+    for provider in metadata.packages_distributions().get(name.replace("-", "_"), []):
+        try:
+            return metadata.distribution(provider)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def _hashes(dist: metadata.Distribution) -> tuple[str, ...]:

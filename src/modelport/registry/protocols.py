@@ -19,6 +19,7 @@ from modelport.core.model import (
     NewDatasetVersion,
     NewModelVersion,
     RegisteredModel,
+    Variant,
 )
 
 __all__ = ["ArtifactStore", "MetadataStore"]
@@ -49,6 +50,15 @@ class MetadataStore(Protocol):
     def latest_version(self, name: str) -> ModelVersion: ...
 
     def list_versions(self, name: str) -> list[ModelVersion]: ...
+
+    def add_variant(self, name: str, number: int, variant: Variant, actor: str) -> ModelVersion:
+        """Record a derived artifact (e.g. the ONNX fast path) of version ``number``.
+
+        One variant per kind: recording a kind again replaces it, and the ``version.variant``
+        audit event (same transaction) says so. The version's own artifact stays immutable.
+        Returns the version with its variants.
+        """
+        ...
 
     def resolve_alias(self, name: str, alias: str) -> int: ...
 

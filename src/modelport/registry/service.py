@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from modelport.core.envlock import EnvironmentLock
-from modelport.core.errors import InvalidInputError
+from modelport.core.errors import ArtifactNotFoundError, InvalidInputError
 from modelport.core.model import (
     AliasMove,
     AuditEvent,
@@ -25,6 +25,8 @@ from modelport.core.model import (
     NewDatasetVersion,
     NewModelVersion,
     RegisteredModel,
+    Variant,
+    VariantStatus,
 )
 from modelport.core.names import validate_alias, validate_key, validate_name
 from modelport.core.profile import DatasetProfile, profile_frame
@@ -34,7 +36,7 @@ from modelport.registry.artifacts.files import materialize, snapshot
 from modelport.registry.datasets import dataset_format, read_table, table_schema
 from modelport.registry.protocols import ArtifactStore, MetadataStore
 
-__all__ = ["RegistryService", "VersionDraft"]
+__all__ = ["RegistryService", "VariantDraft", "VersionDraft"]
 
 MAX_METRICS = 1000
 
@@ -58,6 +60,20 @@ class VersionDraft:
     profile: DatasetProfile | None = None
     trusted_types: tuple[str, ...] = ()
     datasets: tuple[DatasetRef, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class VariantDraft:
+    """The outcome of deriving a variant: its files in ``source`` when verified, else None."""
+
+    kind: str
+    status: VariantStatus
+    reason: str
+    source: Path | None = None
+    tolerance: float | None = None
+    max_abs_diff: float | None = None
+    checked_rows: int = 0
+    runtime_config: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _check_mapping(kind: str, values: Mapping[str, Any]) -> None:
@@ -126,6 +142,39 @@ class RegistryService:
         """A local directory holding exactly the version's files, every digest verified."""
         return materialize(
             version.manifest, self.artifacts, self.cache_dir / version.digest.split(":", 1)[-1]
+        )
+
+    def add_variant(self, version: ModelVersion, draft: VariantDraft) -> ModelVersion:
+        """Store a variant's files (if any) content-addressed and record it with ``version``."""
+        manifest = snapshot(draft.source, self.artifacts) if draft.source is not None else None
+        variant = Variant(
+            kind=draft.kind,
+            status=draft.status,
+            manifest=manifest,
+            digest=manifest.digest if manifest is not None else None,
+            reason=draft.reason,
+            tolerance=draft.tolerance,
+            max_abs_diff=draft.max_abs_diff,
+            checked_rows=draft.checked_rows,
+            created_at=datetime.now(UTC),  # the store stamps its own clock
+            runtime_config=dict(draft.runtime_config),
+        )
+        return self.meta.add_variant(version.name, version.number, variant, self.actor)
+
+    def materialize_variant(self, version: ModelVersion, kind: str) -> Path:
+        """A local directory holding exactly the verified variant's files, every digest verified
+        (cached under the variant's digest, like the version's own files)."""
+        variant = version.variant(kind)
+        if variant is None or not variant.verified or variant.manifest is None:
+            state = "none was built" if variant is None else f"it {variant.status}"
+            raise ArtifactNotFoundError(
+                f"{version.ref} has no verified {kind} variant ({state}); build one with "
+                f"`modelport models fastpath {version.ref}`"
+            )
+        return materialize(
+            variant.manifest,
+            self.artifacts,
+            self.cache_dir / variant.manifest.digest.split(":")[-1],
         )
 
     def get_model(self, name: str) -> RegisteredModel:

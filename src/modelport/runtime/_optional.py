@@ -45,4 +45,7 @@ def distribution_version(name: str) -> str:
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
-        return ""
+        pass
+    for provider in metadata.packages_distributions().get(name.replace("-", "_"), []):
+        return metadata.version(provider)
+    return ""

@@ -26,7 +26,7 @@ from modelport.runtime._optional import distribution_version, require
 from modelport.runtime.base import LoadContext, RuntimeMetadata, SaveResult
 from modelport.runtime.threads import check_threads
 
-__all__ = ["OnnxRuntime", "packages", "save_onnx"]
+__all__ = ["OnnxRuntime", "open_session", "packages", "save_onnx"]
 
 _ELEMENT_TYPES: dict[str, Any] = {
     "tensor(float)": np.float32,
@@ -90,6 +90,24 @@ def _zipmap_classes(onnx: Any, path: Path) -> dict[str, list[Any]]:
     return found
 
 
+def open_session(path: Path, threads: int | None) -> Any:
+    """An onnxruntime CPU session for ``path``: all graph optimisations, ``threads`` intra-op
+    (and inter-op) threads when given."""
+    ort = require("onnxruntime", "onnx", why="loading an ONNX model")
+    threads = check_threads(threads)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = threads
+    try:
+        return ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime raises its own exception types per failure
+        raise ModelLoadError(f"onnxruntime could not load {path}: {exc}") from exc
+
+
 class OnnxRuntime(NativeRuntime):
     format = "onnx"
 
@@ -98,20 +116,8 @@ class OnnxRuntime(NativeRuntime):
         self._zipmap_classes: dict[str, list[Any]] = {}
 
     def load(self) -> None:
-        ort = require("onnxruntime", "onnx", why="loading an ONNX model")
         path = artifact_file(self.ctx, "model.onnx")
-        threads = check_threads(self.ctx.threads)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads is not None:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = threads
-        try:
-            session = ort.InferenceSession(
-                str(path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types per failure
-            raise ModelLoadError(f"onnxruntime could not load {path}: {exc}") from exc
+        session = open_session(path, self.ctx.threads)
         if any(node.type.startswith("seq(map(") for node in session.get_outputs()):
             # skl2onnx's ZipMap: read the class order from the graph (these models are small)
             onnx = require("onnx", "onnx", why="reading the ZipMap of an ONNX model")

@@ -33,7 +33,7 @@ from modelport.runtime._optional import distribution_version, require
 from modelport.runtime.base import LoadContext, RuntimeMetadata, SaveResult
 from modelport.runtime.threads import ThreadLimit
 
-__all__ = ["SERIALIZATIONS", "SklearnRuntime", "packages", "save_sklearn"]
+__all__ = ["SERIALIZATIONS", "SklearnRuntime", "load_estimator", "packages", "save_sklearn"]
 
 SERIALIZATIONS = ("skops", "pickle", "cloudpickle", "joblib")
 _FILES = {
@@ -97,6 +97,22 @@ def _load_pickle(path: Path, serialization: str, trusted: bool) -> Any:
         raise ModelLoadError(f"could not unpickle scikit-learn model {path}: {exc}") from exc
 
 
+def load_estimator(ctx: LoadContext) -> Any:
+    """The fitted estimator of a scikit-learn artifact, under the version's trust settings."""
+    serialization = _serialization(ctx)
+    path = artifact_file(ctx, _FILES[serialization])
+    if serialization == "skops":
+        model = _load_skops(path, ctx.trusted_types)
+    else:
+        model = _load_pickle(path, serialization, ctx.trust_pickle)
+    if not callable(getattr(model, "predict", None)):
+        raise ModelLoadError(
+            f"{path.name} holds a {type(model).__name__} without predict(); "
+            "register a fitted estimator or Pipeline"
+        )
+    return model
+
+
 class SklearnRuntime(NativeRuntime):
     format = "sklearn"
 
@@ -105,17 +121,7 @@ class SklearnRuntime(NativeRuntime):
         self._limit = ThreadLimit(ctx.threads)
 
     def load(self) -> None:
-        serialization = _serialization(self.ctx)
-        path = artifact_file(self.ctx, _FILES[serialization])
-        if serialization == "skops":
-            model = _load_skops(path, self.ctx.trusted_types)
-        else:
-            model = _load_pickle(path, serialization, self.ctx.trust_pickle)
-        if not callable(getattr(model, "predict", None)):
-            raise ModelLoadError(
-                f"{path.name} holds a {type(model).__name__} without predict(); "
-                "register a fitted estimator or Pipeline"
-            )
+        model = load_estimator(self.ctx)
         self._limit.start()
         self._model = model
 

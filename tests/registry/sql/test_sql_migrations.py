@@ -59,9 +59,14 @@ def version_rows(engine: Engine) -> list[str]:
 def test_migrations_ship_inside_the_package() -> None:
     package = Path(__import__("modelport").__file__).parent
     assert MIGRATIONS_DIR.is_relative_to(package)
-    for name in ("env.py", "script.py.mako", "versions/0001_initial.py"):
+    for name in (
+        "env.py",
+        "script.py.mako",
+        "versions/0001_initial.py",
+        "versions/0002_variants.py",
+    ):
         assert (MIGRATIONS_DIR / name).is_file()
-    assert head_revision() == "0001"
+    assert head_revision() == "0002"
 
 
 def test_upgrade_builds_exactly_the_declared_schema(engine: Engine) -> None:

@@ -27,6 +27,7 @@ from modelport.core.model import (
     NewDatasetVersion,
     NewModelVersion,
     RegisteredModel,
+    Variant,
 )
 from modelport.core.names import validate_key, validate_name
 from modelport.core.profile import DatasetProfile
@@ -44,10 +45,13 @@ __all__ = [
     "registered_model",
     "short_key",
     "validate_actor",
+    "variant",
+    "variant_values",
 ]
 
 READY = "ready"
 MAX_ACTOR = 200
+VARIANT_STATUSES = ("verified", "failed")
 
 
 def validate_actor(actor: object) -> str:
@@ -168,11 +172,70 @@ def _manifest(items: Iterable[Mapping[str, object]], digest: str, ref: str) -> M
     return manifest
 
 
+def _optional_float(value: object, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInputError(f"{what} must be a finite number or None, not {value!r}")
+    return float(value)
+
+
+def variant_values(variant: Variant, ref: str) -> dict[str, Any]:
+    """Column values of a variant of ``ref`` (without ids and timestamp), validated."""
+    short_key(variant.kind, "variant kind", 32)
+    if variant.status not in VARIANT_STATUSES:
+        raise InvalidInputError(
+            f"variant status must be one of {', '.join(VARIANT_STATUSES)}, not {variant.status!r}"
+        )
+    manifest = variant.manifest
+    if variant.status == "verified" and manifest is None:
+        raise InvalidInputError(f"a verified {variant.kind} variant of {ref} needs its files")
+    if manifest is not None and variant.digest != manifest.digest:
+        raise IntegrityError(
+            f"the {variant.kind} variant of {ref} gives digest {variant.digest} but its files "
+            f"hash to {manifest.digest}"
+        )
+    rows = variant.checked_rows
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+        raise InvalidInputError("checked rows of a variant must be a non-negative integer")
+    return {
+        "kind": variant.kind,
+        "status": variant.status,
+        "manifest": manifest.to_list() if manifest is not None else None,
+        "digest": manifest.digest if manifest is not None else None,
+        "reason": str(variant.reason),
+        "tolerance": _optional_float(variant.tolerance, "variant tolerance"),
+        "max_abs_diff": _optional_float(variant.max_abs_diff, "variant max_abs_diff"),
+        "checked_rows": rows,
+        "runtime_config": json_document(dict(variant.runtime_config), "variant runtime config"),
+    }
+
+
+def variant(ref: str, row: RowMapping) -> Variant:
+    digest = row["digest"]
+    manifest = None
+    if row["manifest"] is not None:
+        manifest = _manifest(row["manifest"], digest, f"the {row['kind']} variant of {ref}")
+    return Variant(
+        kind=row["kind"],
+        status=row["status"],
+        manifest=manifest,
+        digest=digest,
+        reason=row["reason"],
+        tolerance=row["tolerance"],
+        max_abs_diff=row["max_abs_diff"],
+        checked_rows=row["checked_rows"],
+        created_at=row["created_at"],
+        runtime_config=dict(row["runtime_config"]),
+    )
+
+
 def model_version(
     name: str,
     row: RowMapping,
     datasets: Sequence[DatasetRef] = (),
     aliases: Iterable[str] = (),
+    variants: Sequence[Variant] = (),
 ) -> ModelVersion:
     ref = f"{name}:{row['number']}"
     return ModelVersion(
@@ -197,6 +260,7 @@ def model_version(
         created_by=row["created_by"],
         created_at=row["created_at"],
         aliases=tuple(sorted(aliases)),
+        variants=tuple(sorted(variants, key=lambda v: v.kind)),
     )
 
 

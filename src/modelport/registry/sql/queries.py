@@ -13,7 +13,7 @@ from modelport.core.errors import (
     ModelNotFoundError,
     VersionNotFoundError,
 )
-from modelport.core.model import AliasMove, DatasetRef, DatasetVersion, ModelVersion
+from modelport.core.model import AliasMove, DatasetRef, DatasetVersion, ModelVersion, Variant
 from modelport.registry.sql import mapping
 from modelport.registry.sql.tables import (
     alias_history,
@@ -23,6 +23,7 @@ from modelport.registry.sql.tables import (
     model_versions,
     models,
     version_datasets,
+    version_variants,
 )
 
 __all__ = [
@@ -116,7 +117,8 @@ def model_aliases(conn: Connection, mid: int) -> dict[str, int]:
 def load_versions(
     conn: Connection, mid: int, name: str, number: int | None = None
 ) -> list[ModelVersion]:
-    """Versions of one model (or just ``number``), oldest first, with datasets and aliases."""
+    """Versions of one model (or just ``number``), oldest first, with datasets, aliases and
+    variants."""
     where = [model_versions.c.model_id == mid]
     if number is not None:
         where.append(model_versions.c.number == number)
@@ -144,8 +146,22 @@ def load_versions(
     by_number: dict[int, list[str]] = defaultdict(list)
     for alias, target in model_aliases(conn, mid).items():
         by_number[target].append(alias)
+    numbers = {row["id"]: row["number"] for row in found}
+    variants: dict[int, list[Variant]] = defaultdict(list)
+    variant_rows = conn.execute(
+        select(version_variants)
+        .join(model_versions, model_versions.c.id == version_variants.c.version_id)
+        .where(*where)
+        .order_by(version_variants.c.kind)
+    )
+    for vrow in variant_rows.mappings():
+        version_id = vrow["version_id"]
+        variants[version_id].append(mapping.variant(f"{name}:{numbers[version_id]}", vrow))
     return [
-        mapping.model_version(name, row, refs[row["id"]], by_number[row["number"]]) for row in found
+        mapping.model_version(
+            name, row, refs[row["id"]], by_number[row["number"]], variants[row["id"]]
+        )
+        for row in found
     ]
 
 

@@ -27,6 +27,7 @@ from modelport.core.model import (
     NewDatasetVersion,
     NewModelVersion,
     RegisteredModel,
+    Variant,
 )
 from modelport.core.names import validate_alias, validate_name
 from modelport.registry.sql import mapping, queries, writes
@@ -175,6 +176,20 @@ class SqlMetadataStore:
         return self._read(
             f"listing versions of {name!r}",
             lambda conn: queries.load_versions(conn, queries.model_id(conn, name), name),
+        )
+
+    def add_variant(self, name: str, number: int, variant: Variant, actor: str) -> ModelVersion:
+        """Record a derived artifact of ``name:number`` (one per kind), audited as
+        ``version.variant``; an existing variant of the same kind is replaced (and the audit
+        event says so). The version's own artifact never changes. ``variant.created_at`` is
+        replaced by the store's clock."""
+        validate_name(name)
+        _check_number(number)
+        mapping.validate_actor(actor)
+        values = mapping.variant_values(variant, f"{name}:{number}")
+        return self._write(
+            f"recording the {variant.kind} variant of {name}:{number}",
+            lambda conn: writes.add_variant(conn, name, number, values, actor, self._clock),
         )
 
     # -- aliases ------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -39,6 +40,7 @@ __all__ = [
     "model_versions",
     "models",
     "version_datasets",
+    "version_variants",
 ]
 
 NAMING = {
@@ -158,6 +160,24 @@ version_datasets = Table(
     Column("dataset_version_id", ForeignKey("dataset_versions.id"), nullable=False, index=True),
     Column("role", String(32), nullable=False),
     UniqueConstraint("version_id", "dataset_version_id", "role"),
+)
+
+version_variants = Table(
+    "version_variants",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version_id", ForeignKey("model_versions.id"), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("manifest", _json(), nullable=True),
+    Column("digest", String(80), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("tolerance", Float, nullable=True),
+    Column("max_abs_diff", Float, nullable=True),
+    Column("checked_rows", Integer, nullable=False),
+    Column("runtime_config", _json(), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("version_id", "kind"),
 )
 
 aliases = Table(

@@ -28,9 +28,10 @@ from modelport.registry.sql.tables import (
     model_versions,
     models,
     version_datasets,
+    version_variants,
 )
 
-__all__ = ["add_audit", "add_dataset_version", "add_version", "move_alias"]
+__all__ = ["add_audit", "add_dataset_version", "add_variant", "add_version", "move_alias"]
 
 
 def add_version(
@@ -73,6 +74,48 @@ def add_dataset_version(
     details = {"digest": values["digest"], "rows": values["rows"], "format": values["format"]}
     add_audit(conn, now, values["created_by"], "dataset.register", "dataset", name, number, details)
     return queries.load_dataset_versions(conn, name, number)[0]
+
+
+def add_variant(
+    conn: Connection,
+    name: str,
+    number: int,
+    values: Mapping[str, Any],
+    actor: str,
+    clock: Clock,
+) -> ModelVersion:
+    """Record the variant of ``values["kind"]`` of version ``number``, replacing an existing one.
+
+    The model row is locked first, so concurrent writers of the same variant queue; the audit
+    event says whether a variant was replaced and which digest it had.
+    """
+    mid = queries.model_id(conn, name, lock=True)
+    now = clock.now()
+    mv = model_versions.c
+    version_id = conn.execute(
+        select(mv.id).where(mv.model_id == mid, mv.number == number)
+    ).scalar_one_or_none()
+    if version_id is None:
+        raise queries.no_version(name, number)
+    vv = version_variants.c
+    where = (vv.version_id == version_id, vv.kind == values["kind"])
+    previous = conn.execute(select(vv.status, vv.digest).where(*where)).first()
+    if previous is None:
+        conn.execute(
+            insert(version_variants).values(version_id=version_id, created_at=now, **values)
+        )
+    else:
+        conn.execute(update(version_variants).where(*where).values(created_at=now, **values))
+    details: dict[str, Any] = {
+        key: values[key]
+        for key in ("kind", "status", "digest", "reason", "tolerance", "max_abs_diff")
+    }
+    details["checked_rows"] = values["checked_rows"]
+    details["replaced"] = previous is not None
+    if previous is not None:
+        details["previous"] = {"status": previous.status, "digest": previous.digest}
+    add_audit(conn, now, actor, "version.variant", "model", name, number, details)
+    return queries.load_versions(conn, mid, name, number)[0]
 
 
 def move_alias(
