@@ -1,0 +1,33 @@
+"""Running the V2 gRPC service for as long as the app's lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from modelport.serving.grpc.service import GrpcServer
+from modelport.serving.state import ServerState
+
+__all__ = ["grpc_lifespan"]
+
+
+@asynccontextmanager
+async def grpc_lifespan(state: ServerState, port: int | None) -> AsyncIterator[GrpcServer | None]:
+    """Serve gRPC on ``port`` (0: any free port; None: no gRPC) over the state's data plane,
+    with its host, body limit, in-flight limit and timeouts. On exit, RPCs in flight get the
+    configured grace period."""
+    if port is None:
+        yield None
+        return
+    server = GrpcServer(
+        state.plane,
+        state.config.host,
+        port,
+        state.admission.max_body_bytes,
+        policy=state.admission,
+    )
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.close(state.config.grace_period_s)
