@@ -7,8 +7,9 @@ import warnings
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
-from modelport import __version__
+from modelport._version import __version__
 from modelport.cli.context import AppContext
 from modelport.cli.errors import exit_code
 from modelport.cli.predict_command import predict
@@ -21,6 +22,7 @@ from modelport.cli.registry_commands import (
     models,
     register,
 )
+from modelport.cli.serve_command import serve
 from modelport.core.errors import EnvironmentMismatchWarning, ModelportError
 
 __all__ = ["cli", "main"]
@@ -55,7 +57,7 @@ def cli(
     ctx.call_on_close(app.close)
 
 
-for command in (register, models, alias, audit, env, data, predict, quickstart):
+for command in (register, models, alias, audit, env, data, predict, serve, quickstart):
     cli.add_command(command)
 
 
@@ -79,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     except ModelportError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
         return exit_code(exc)
+    except ValidationError as exc:  # settings built from options
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
+        )
+        click.secho(f"error: invalid options: {problems}", fg="red", err=True)
+        return 2
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130

@@ -9,7 +9,9 @@ to HTTP, ``cli`` maps them to exit codes.
     │   ├── InvalidNameError              a model/alias/dataset name that is not allowed
     │   ├── InvalidRefError               a ref that does not parse (name, name:3, name@alias)
     │   ├── UnsafePathError               a path that would escape its root
-    │   └── SignatureError                data that does not match a signature
+    │   ├── SignatureError                data that does not match a signature
+    │   ├── RequestTooLargeError          a request body or shape over the configured limit
+    │   └── UnsupportedMediaTypeError     a content type the protocol does not take (pickle...)
     ├── NotFoundError
     │   ├── ModelNotFoundError
     │   ├── VersionNotFoundError
@@ -26,6 +28,11 @@ to HTTP, ``cli`` maps them to exit codes.
     │   ├── UnsupportedFormatError        no runtime for this format / object
     │   └── ModelLoadError                a runtime could not load the artifact
     ├── PredictionError                   the model failed while predicting
+    ├── UnavailableError                  cannot answer now; retrying later may work
+    │   ├── ModelNotReadyError            the version is loading, failed or unloading
+    │   ├── OverloadedError               queues are full (carries retry_after seconds)
+    │   └── ShuttingDownError             the server is draining
+    ├── DeadlineExceededError             the request's deadline passed before an answer
     ├── EnvironmentMismatchError          lock and interpreter differ under a strict policy
     ├── MissingExtraError                 an optional dependency is not installed
     └── StoreError
@@ -39,6 +46,7 @@ __all__ = [
     "ArtifactNotFoundError",
     "ConflictError",
     "DatasetNotFoundError",
+    "DeadlineExceededError",
     "DigestMismatchError",
     "EnvironmentMismatchError",
     "EnvironmentMismatchWarning",
@@ -50,15 +58,21 @@ __all__ = [
     "MissingExtraError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "ModelNotReadyError",
     "ModelportError",
     "NotFoundError",
+    "OverloadedError",
     "PredictionError",
+    "RequestTooLargeError",
+    "ShuttingDownError",
     "SignatureError",
     "StoreError",
     "StoreUnavailableError",
     "TrustError",
+    "UnavailableError",
     "UnsafePathError",
     "UnsupportedFormatError",
+    "UnsupportedMediaTypeError",
     "UntrustedPickleError",
     "UntrustedTypesError",
     "VersionNotFoundError",
@@ -96,6 +110,14 @@ class UnsafePathError(InvalidInputError):
 
 class SignatureError(InvalidInputError):
     code = "signature_mismatch"
+
+
+class RequestTooLargeError(InvalidInputError):
+    code = "request_too_large"
+
+
+class UnsupportedMediaTypeError(InvalidInputError):
+    code = "unsupported_media_type"
 
 
 class NotFoundError(ModelportError):
@@ -164,6 +186,30 @@ class ModelLoadError(FormatError):
 
 class PredictionError(ModelportError):
     code = "prediction_failed"
+
+
+class UnavailableError(ModelportError):
+    code = "unavailable"
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ModelNotReadyError(UnavailableError):
+    code = "model_not_ready"
+
+
+class OverloadedError(UnavailableError):
+    code = "overloaded"
+
+
+class ShuttingDownError(UnavailableError):
+    code = "shutting_down"
+
+
+class DeadlineExceededError(ModelportError):
+    code = "deadline_exceeded"
 
 
 class EnvironmentMismatchError(ModelportError):

@@ -1,0 +1,80 @@
+"""Server settings, validated once at the edge and passed down to every component."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from modelport.core.refs import ModelRef
+
+__all__ = ["ServeConfig"]
+
+
+class ServeConfig(BaseModel):
+    """How ``modelport serve`` runs. Everything here is safe to pass to worker processes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    refs: tuple[str, ...] = Field(description="Model refs to serve (NAME, NAME:N, NAME@ALIAS).")
+    host: str = Field(default="127.0.0.1", description="Address to bind the data plane to.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Data plane port (0: any free).")
+    grpc_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Port of the V2 gRPC service (None: off)."
+    )
+    workers: int = Field(default=1, ge=1, le=64, description="Worker processes sharing the port.")
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="Framework intra-op threads per worker (OpenMP/BLAS/onnxruntime). "
+        "Default: cores divided by workers, at least 1.",
+    )
+    batching: bool = Field(default=True, description="Adaptive batching for batchable runtimes.")
+    max_batch_size: int = Field(default=64, ge=1, le=100_000, description="Rows per batch.")
+    max_batch_wait_ms: float = Field(default=2.0, ge=0, le=10_000)
+    max_queue: int = Field(
+        default=512,
+        ge=1,
+        le=1_000_000,
+        description="Waiting requests per version before new ones are shed with 503 + Retry-After.",
+    )
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="Largest request body."
+    )
+    max_inflight: int = Field(default=1024, ge=1, description="Concurrent requests per worker.")
+    default_timeout_s: float | None = Field(
+        default=None, gt=0, description="Deadline when a request sets none."
+    )
+    poll_interval_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=3600,
+        description="How often served aliases are re-resolved (alias moves swap versions).",
+    )
+    grace_period_s: float = Field(
+        default=20.0,
+        ge=0,
+        le=3600,
+        description="On SIGTERM: time for in-flight requests to finish before exit.",
+    )
+    variant: str = Field(
+        default="auto", description="auto (verified fast path when present), original, or onnx."
+    )
+
+    @field_validator("refs")
+    @classmethod
+    def _refs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("serve at least one model ref")
+        for ref in value:
+            ModelRef.parse(ref)
+        return value
+
+    def framework_threads(self) -> int:
+        if self.threads is not None:
+            return self.threads
+        return max(1, (os.cpu_count() or 1) // self.workers)
+
+    def parsed_refs(self) -> list[ModelRef]:
+        return [ModelRef.parse(r) for r in self.refs]

@@ -1,0 +1,145 @@
+"""Open Inference Protocol (KServe V2) REST routes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from modelport._version import __version__
+from modelport.core.errors import InvalidInputError
+from modelport.serving.http import JSONResponse, error_headers, error_status, public_message
+from modelport.serving.state import ServerState
+from modelport.serving.types import ModelInfo
+
+__all__ = ["EXTENSIONS", "routes", "tensor_descriptors", "v2_errors"]
+
+EXTENSIONS = ["model_repository", "binary_tensor_data"]
+_DTYPE_NAMES = {
+    "bool": "BOOL",
+    "int8": "INT8",
+    "int16": "INT16",
+    "int32": "INT32",
+    "int64": "INT64",
+    "uint8": "UINT8",
+    "uint16": "UINT16",
+    "uint32": "UINT32",
+    "uint64": "UINT64",
+    "float16": "FP16",
+    "float32": "FP32",
+    "float64": "FP64",
+}
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def v2_errors(handler: Handler) -> Handler:
+    """Errors as ``{"error": message}`` with the mapped status (and Retry-After when useful)."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except Exception as exc:
+            return JSONResponse(
+                {"error": public_message(exc)}, error_status(exc), headers=error_headers(exc)
+            )
+
+    return wrapped
+
+
+def _version(request: Request) -> int | None:
+    raw = request.path_params.get("version")
+    if raw is None:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9 or int(raw) < 1:
+        raise InvalidInputError("model version in the path must be a positive integer")
+    return int(raw)
+
+
+def tensor_descriptors(info: ModelInfo) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """V2 ``inputs`` / ``outputs`` metadata from the version's signature."""
+    sig = info.signature
+    if sig is None:
+        return [], [{"name": n, "datatype": "BYTES", "shape": [-1]} for n in info.outputs]
+    inputs = []
+    for spec in sig.inputs:
+        datatype = _DTYPE_NAMES.get(spec.dtype, "BYTES")
+        shape = list(spec.shape) if spec.shape is not None else [-1]
+        inputs.append({"name": spec.name, "datatype": datatype, "shape": shape})
+    outputs = [
+        {
+            "name": spec.name,
+            "datatype": _DTYPE_NAMES.get(spec.dtype, "BYTES"),
+            "shape": list(spec.shape) if spec.shape is not None else [-1],
+        }
+        for spec in sig.outputs
+    ]
+    return inputs, outputs
+
+
+def routes(state: ServerState) -> list[BaseRoute]:
+    plane = state.plane
+
+    async def live(request: Request) -> Response:
+        return JSONResponse({"live": True})
+
+    async def ready(request: Request) -> Response:
+        ok = plane.ready()
+        return JSONResponse({"ready": ok}, 200 if ok else 503)
+
+    async def server_metadata(request: Request) -> Response:
+        return JSONResponse({"name": "modelport", "version": __version__, "extensions": EXTENSIONS})
+
+    @v2_errors
+    async def model_metadata(request: Request) -> Response:
+        info = plane.info(request.path_params["model"], _version(request))
+        inputs, outputs = tensor_descriptors(info)
+        return JSONResponse(
+            {
+                "name": info.name,
+                "versions": [str(v) for v in info.versions],
+                "platform": info.platform,
+                "inputs": inputs,
+                "outputs": outputs,
+                "parameters": {"version": str(info.version), "digest": info.digest},
+            }
+        )
+
+    @v2_errors
+    async def model_ready(request: Request) -> Response:
+        name = request.path_params["model"]
+        ok = plane.model_ready(name, _version(request))
+        return JSONResponse({"name": name, "ready": ok}, 200 if ok else 503)
+
+    @v2_errors
+    async def infer(request: Request) -> Response:
+        return await state.infer_v2(request, request.path_params["model"], _version(request))
+
+    @v2_errors
+    async def repository_index(request: Request) -> Response:
+        return JSONResponse(
+            [
+                {
+                    "name": s.model,
+                    "version": str(s.version),
+                    "state": {"ready": "READY", "loading": "LOADING"}.get(s.state, "UNAVAILABLE"),
+                    "reason": s.reason,
+                }
+                for s in plane.statuses()
+            ]
+        )
+
+    return [
+        Route("/v2/health/live", live, methods=["GET"]),
+        Route("/v2/health/ready", ready, methods=["GET"]),
+        Route("/v2", server_metadata, methods=["GET"]),
+        Route("/v2/repository/index", repository_index, methods=["POST"]),
+        Route("/v2/models/{model}", model_metadata, methods=["GET"]),
+        Route("/v2/models/{model}/versions/{version}", model_metadata, methods=["GET"]),
+        Route("/v2/models/{model}/ready", model_ready, methods=["GET"]),
+        Route("/v2/models/{model}/versions/{version}/ready", model_ready, methods=["GET"]),
+        Route("/v2/models/{model}/infer", infer, methods=["POST"]),
+        Route("/v2/models/{model}/versions/{version}/infer", infer, methods=["POST"]),
+    ]

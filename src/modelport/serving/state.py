@@ -1,0 +1,63 @@
+"""Per-worker server state shared by the protocol routes: data plane, limits, clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelport.core.clock import Clock, SystemClock
+from modelport.core.errors import InvalidInputError
+from modelport.serving.admission import AdmissionPolicy, InflightLimiter
+from modelport.serving.binary import decode_binary_request, encode_binary_response, wants_binary
+from modelport.serving.config import ServeConfig
+from modelport.serving.dataplane import DataPlane
+from modelport.serving.http import (
+    JSONResponse,
+    check_content_type,
+    deadline_for,
+    parse_json,
+    read_body,
+)
+from modelport.serving.v2codec import decode_infer_request, encode_infer_response
+
+__all__ = ["ServerState"]
+
+
+@dataclass
+class ServerState:
+    config: ServeConfig
+    plane: DataPlane
+    clock: Clock = field(default_factory=SystemClock)
+
+    def __post_init__(self) -> None:
+        self.admission = AdmissionPolicy(
+            max_body_bytes=self.config.max_body_bytes,
+            max_inflight=self.config.max_inflight,
+            default_timeout_s=self.config.default_timeout_s,
+        )
+        self.limiter = InflightLimiter(self.config.max_inflight)
+
+    async def infer_v2(self, request: Request, model: str, version: int | None) -> Response:
+        """One V2 inference over REST: JSON, or Triton's binary tensor extension."""
+        self.plane.route(model, version)  # unknown model: 404 before reading the body
+        body = await read_body(request, self.admission.max_body_bytes)
+        header_length = request.headers.get("inference-header-content-length")
+        if header_length is not None:
+            if not header_length.isdigit():
+                raise InvalidInputError("Inference-Header-Content-Length must be a number")
+            request_id, tensors, outputs, params = decode_binary_request(body, int(header_length))
+        else:
+            check_content_type(request, ("application/json",))
+            request_id, tensors, outputs, params = decode_infer_request(parse_json(body))
+        deadline = deadline_for(request, params.get("timeout"), self.admission, self.clock)
+        prediction = await self.plane.predict_tensors(model, version, tensors, deadline=deadline)
+        if wants_binary(params, outputs):
+            payload, json_length = encode_binary_response(prediction, request_id, outputs, params)
+            return Response(
+                payload,
+                media_type="application/octet-stream",
+                headers={"Inference-Header-Content-Length": str(json_length)},
+            )
+        return JSONResponse(encode_infer_response(prediction, request_id, outputs))

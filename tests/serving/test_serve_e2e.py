@@ -1,0 +1,119 @@
+"""`modelport serve` as a user runs it: a real uvicorn server in a subprocess, real HTTP."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from tests.serving.slow_model import SlowModel
+
+from modelport.api.registry import Registry
+from modelport.core.settings import Settings
+
+pytestmark = pytest.mark.e2e
+BIN = Path(sys.executable).with_name("modelport")
+
+
+@contextmanager
+def running(home: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELPORT_")}
+    proc = subprocess.Popen(
+        [str(BIN), "--home", str(home), "serve", *args, "--port", "0"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert match, line + (proc.stderr.read() if proc.poll() is not None else "")
+        url = f"http://127.0.0.1:{match.group(1)}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, "server exited early"
+            assert time.monotonic() < deadline, "server never became ready"
+            time.sleep(0.1)
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    with Registry.open(settings=Settings(home=home)) as registry:
+        registry.register(SlowModel(), name="slow", input_example=pd.DataFrame({"delay": [0.0]}))
+    return home
+
+
+def _infer(url: str, delay: float) -> httpx.Response:
+    body = {"inputs": [{"name": "delay", "datatype": "FP64", "shape": [1], "data": [delay]}]}
+    return httpx.post(f"{url}/v2/models/slow/infer", json=body, timeout=30)
+
+
+def test_two_workers_answer_and_sigterm_drains_in_flight(home: Path) -> None:
+    with running(home, "slow", "--workers", "2", "--grace-period", "10") as (proc, url):
+        answers = [_infer(url, 0.0) for _ in range(10)]
+        assert {a.status_code for a in answers} == {200}
+        assert answers[0].json()["outputs"][0]["data"] == [0.0]
+        result: dict[str, httpx.Response] = {}
+        slow = threading.Thread(target=lambda: result.setdefault("r", _infer(url, 1.5)))
+        slow.start()
+        time.sleep(0.5)  # the slow request is in flight
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        slow.join(20)
+        assert result["r"].status_code == 200, "in-flight request finished during the drain"
+        assert result["r"].json()["outputs"][0]["data"] == [3.0]
+        assert proc.wait(15) == 0
+        assert time.monotonic() - started < 12
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{url}/v2/health/live", timeout=2)
+
+
+def test_single_worker_sigterm_exits_cleanly(home: Path) -> None:
+    with running(home, "slow", "--grace-period", "5") as (proc, url):
+        assert _infer(url, 0.0).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+
+
+def test_grpc_port_serves_the_v2_grpc_service(home: Path) -> None:
+    grpcclient = pytest.importorskip("tritonclient.grpc")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        grpc_port = sock.getsockname()[1]
+    with running(home, "slow", "--grpc-port", str(grpc_port)) as (_proc, _url):
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+        assert client.is_server_live()
+        assert client.is_server_ready()
+        assert client.get_model_metadata("slow").name == "slow"
+        infer_input = grpcclient.InferInput("delay", [1], "FP64")
+        infer_input.set_data_from_numpy(np.array([0.25]))
+        result = client.infer("slow", [infer_input])
+        assert result.as_numpy("predictions").tolist() == [0.5]
+        client.close()
