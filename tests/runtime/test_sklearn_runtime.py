@@ -11,10 +11,12 @@ import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_diabetes, load_iris
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.pipeline import Pipeline
+from sklearn.naive_bayes import GaussianNB
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.tree import DecisionTreeClassifier
 from threadpoolctl import threadpool_limits
 
 from modelport.core.errors import (
@@ -250,3 +252,34 @@ def test_the_same_model_saves_to_the_same_bytes(tmp_path: Path, kind: str) -> No
     runtime.load()
     X = _customers()[0] if kind == "pipeline" else load_iris(return_X_y=True, as_frame=True)[0]
     np.testing.assert_array_equal(runtime.predict(X)["probabilities"], first.predict_proba(X))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: LogisticRegression(max_iter=500),
+        lambda: HistGradientBoostingClassifier(max_iter=10),
+        lambda: RandomForestClassifier(n_estimators=5, random_state=0),
+        lambda: DecisionTreeClassifier(max_depth=3),
+        GaussianNB,
+    ],
+)
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_single_call_classifiers_answer_exactly_like_predict(
+    make: Any, n_classes: int, tmp_path: Path
+) -> None:
+    """One predict_proba call gives both outputs; labels must equal predict() exactly,
+    string labels and pipelines included."""
+    rng = np.random.default_rng(n_classes)
+    x = rng.normal(size=(300, 4))
+    y = np.array(["cat", "dog", "eel"])[(x[:, 0] > 0).astype(int) + (x[:, 1] > 1) * (n_classes - 2)]
+    model = make_pipeline(StandardScaler(), make()).fit(x, y)
+    result = save_model(model, tmp_path)
+    runtime = open_runtime(
+        LoadContext(tmp_path, "sklearn", result.config, trusted_types=result.untrusted_types)
+    )
+    runtime.load()
+    out = runtime.predict(x)
+    np.testing.assert_array_equal(out["predictions"], model.predict(x))
+    assert out["predictions"].dtype == model.predict(x).dtype
+    np.testing.assert_array_equal(out["probabilities"], model.predict_proba(x))

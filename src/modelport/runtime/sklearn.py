@@ -97,6 +97,32 @@ def _load_pickle(path: Path, serialization: str, trusted: bool) -> Any:
         raise ModelLoadError(f"could not unpickle scikit-learn model {path}: {exc}") from exc
 
 
+# Classifiers whose predict() is, by construction, classes_[argmax(predict_proba())]: for
+# them one predict_proba call gives both outputs (scikit-learn validates the input on every
+# call, which costs more than the model itself for small inputs). Others call both.
+_ARGMAX_CLASSIFIERS = frozenset(
+    {
+        "sklearn.linear_model._logistic.LogisticRegression",
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+        "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.ensemble._forest.ExtraTreesClassifier",
+        "sklearn.tree._classes.DecisionTreeClassifier",
+        "sklearn.naive_bayes.GaussianNB",
+        "sklearn.neural_network._multilayer_perceptron.MLPClassifier",
+    }
+)
+
+
+def _argmax_classifier(model: Any) -> bool:
+    final = getattr(model, "_final_estimator", model)  # a Pipeline predicts with its last step
+    cls = type(final)
+    return (
+        f"{cls.__module__}.{cls.__qualname__}" in _ARGMAX_CLASSIFIERS
+        and hasattr(model, "predict_proba")
+        and hasattr(model, "classes_")
+    )
+
+
 def load_estimator(ctx: LoadContext) -> Any:
     """The fitted estimator of a scikit-learn artifact, under the version's trust settings."""
     serialization = _serialization(ctx)
@@ -119,10 +145,12 @@ class SklearnRuntime(NativeRuntime):
     def __init__(self, ctx: LoadContext) -> None:
         super().__init__(ctx)
         self._limit = ThreadLimit(ctx.threads)
+        self._labels_from_proba = False
 
     def load(self) -> None:
         model = load_estimator(self.ctx)
         self._limit.start()
+        self._labels_from_proba = _argmax_classifier(model)
         self._model = model
 
     def predict(self, inputs: Any, params: Mapping[str, Any] | None = None) -> Any:
@@ -133,6 +161,10 @@ class SklearnRuntime(NativeRuntime):
         X = as_table(inputs, None if names is None else list(names), on_array)
         try:
             with self._limit.limit():
+                if self._labels_from_proba:
+                    proba = np.asarray(model.predict_proba(X))
+                    labels = np.asarray(model.classes_).take(proba.argmax(axis=1))
+                    return {"predictions": labels, "probabilities": proba}
                 out = {"predictions": np.asarray(model.predict(X))}
                 if hasattr(model, "predict_proba"):
                     out["probabilities"] = np.asarray(model.predict_proba(X))
