@@ -16,7 +16,7 @@ import numpy as np
 
 from modelport.core.examples import encode
 
-__all__ = ["DatasetProfile", "FeatureProfile", "profile_frame"]
+__all__ = ["DatasetProfile", "FeatureProfile", "profile_frame", "profile_values"]
 
 MAX_CATEGORIES = 50
 OTHER = "__other__"
@@ -140,15 +140,19 @@ def _categorical(name: str, values: np.ndarray) -> FeatureProfile:
     )
 
 
+def profile_values(
+    name: str, values: Any, kind: Literal["auto", "numeric", "categorical"] = "auto"
+) -> FeatureProfile:
+    """Profile one column. ``auto``: numbers are numeric, anything else categorical."""
+    arr = np.asarray(values)
+    if kind == "numeric" or (kind == "auto" and arr.dtype.kind in "biuf"):
+        return _numeric(name, arr)
+    return _categorical(name, arr)
+
+
 def profile_frame(frame: Any, sample_rows: int = 256, seed: int = 0) -> DatasetProfile:
     """Profile every column of a pandas DataFrame (or anything with ``columns`` and ``[]``)."""
-    features = []
-    for col in frame.columns:
-        values = np.asarray(frame[col].to_numpy())
-        if values.dtype.kind in "biuf":
-            features.append(_numeric(str(col), values))
-        else:
-            features.append(_categorical(str(col), values))
+    features = [profile_values(str(col), frame[col].to_numpy()) for col in frame.columns]
     rows = len(frame)
     if rows > sample_rows:
         idx = np.sort(np.random.default_rng(seed).choice(rows, size=sample_rows, replace=False))
