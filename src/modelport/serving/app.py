@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -14,16 +15,24 @@ from starlette.middleware import Middleware
 from modelport.core.clock import Clock, SystemClock
 from modelport.core.model import ModelVersion
 from modelport.core.refs import ModelRef
+from modelport.monitoring.metrics import MULTIPROC_ENV, ServingMetrics, create_metrics
 from modelport.runtime.base import Runtime
 from modelport.serving.config import ServeConfig
 from modelport.serving.dataplane import DataPlane
 from modelport.serving.grpc.lifespan import grpc_lifespan
+from modelport.serving.instrument import (
+    GrpcRequestMetrics,
+    MetricsEvents,
+    RequestMetrics,
+    VersionGauges,
+)
 from modelport.serving.manager import ModelManager
 from modelport.serving.middleware import InflightLimit
+from modelport.serving.routes import metrics as metrics_route
 from modelport.serving.routes import mlflow, openapi, tfserving, v2
 from modelport.serving.state import ServerState
 
-__all__ = ["App", "create_app", "server_state"]
+__all__ = ["App", "create_app", "server_metrics", "server_state"]
 
 App = Starlette
 
@@ -37,25 +46,42 @@ def create_app(
     *,
     clock: Clock | None = None,
     on_close: Callable[[], None] | None = None,
+    metrics: ServingMetrics | None = None,
 ) -> Starlette:
     """A Starlette app serving ``config.refs``; models load in the background from lifespan
-    start, so the process is live at once and ready when every served version is."""
+    start, so the process is live at once and ready when every served version is.
+
+    ``metrics``: default, fresh ones; shared by every worker of the server when the parent set
+    ``PROMETHEUS_MULTIPROC_DIR`` (``serving.server.run`` does with several workers)."""
     clock = clock or SystemClock()
+    if metrics is None:
+        metrics = create_metrics(os.environ.get(MULTIPROC_ENV) or None)
     executor = ThreadPoolExecutor(
         max_workers=max(2, config.framework_threads() + 1), thread_name_prefix="modelport-predict"
     )
-    manager = ModelManager(config, resolve, load, executor, clock)
+    manager = ModelManager(config, resolve, load, executor, clock, events=MetricsEvents(metrics))
     plane = DataPlane(manager, clock)
     state = ServerState(config, plane, clock)
+    gauges = VersionGauges(metrics, manager, config.metrics_interval_s)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         starting = asyncio.create_task(manager.start(), name="modelport-load-models")
+        if config.workers > 1:
+            # Workers share one socket and the kernel hands connections to whichever accepts:
+            # a worker must not accept before its models are loaded, or a client that saw
+            # "ready" from a sibling would get 503s from it. (One worker accepts at once, so
+            # liveness answers while models load.)
+            await asyncio.shield(starting)
+        if metrics.multiprocess_dir is not None:  # a scrape may reach another worker
+            await gauges.start()
         try:
-            async with grpc_lifespan(state, config.grpc_port):
+            interceptor = GrpcRequestMetrics(metrics, plane.models, clock)
+            async with grpc_lifespan(state, config.grpc_port, interceptors=(interceptor,)):
                 yield
         finally:
             plane.draining = True
+            await gauges.close()
             if not starting.done():
                 starting.cancel()
             await asyncio.gather(starting, return_exceptions=True)
@@ -70,14 +96,26 @@ def create_app(
             *mlflow.routes(state),
             *tfserving.routes(state),
             *openapi.routes(state),
+            *metrics_route.routes(metrics, gauges.sample),
         ],
         lifespan=lifespan,
-        middleware=[Middleware(InflightLimit, limiter=state.limiter)],
+        middleware=[
+            # outermost, so requests the in-flight limit refuses are counted too
+            Middleware(RequestMetrics, metrics=metrics, models=plane.models, clock=clock),
+            Middleware(InflightLimit, limiter=state.limiter),
+        ],
     )
     app.state.modelport = state
+    app.state.modelport_metrics = metrics
     return app
 
 
 def server_state(app: Starlette) -> ServerState:
     state: ServerState = app.state.modelport
     return state
+
+
+def server_metrics(app: Starlette) -> ServingMetrics:
+    """The app's metrics (for components that set drift, accuracy or log-drop figures)."""
+    metrics: ServingMetrics = app.state.modelport_metrics
+    return metrics

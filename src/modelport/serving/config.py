@@ -61,6 +61,13 @@ class ServeConfig(BaseModel):
     variant: str = Field(
         default="auto", description="auto (verified fast path when present), original, or onnx."
     )
+    metrics_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="With several workers: how often each refreshes its queue-depth and "
+        "readiness gauges for /metrics (one worker refreshes them on every scrape).",
+    )
 
     @field_validator("refs")
     @classmethod

@@ -8,6 +8,7 @@ from typing import Any
 from modelport.core.clock import Clock, SystemClock
 from modelport.core.signature import Signature
 from modelport.serving.adapt import frame_for_signature, rows_of, tensors_to_input
+from modelport.serving.instrument import answered_by
 from modelport.serving.manager import ModelManager, Served
 from modelport.serving.types import ModelInfo, Prediction, Tensor, VersionStatus
 
@@ -97,8 +98,11 @@ class DataPlane:
         return await self._run(served, frame_for_signature(frame, signature, model), deadline)
 
     def route(self, model: str, version: int | None = None) -> Served:
-        """The ready version that answers; raises NotFound / ModelNotReady otherwise."""
-        return self.manager.route(model, version)
+        """The ready version that answers; raises NotFound / ModelNotReady otherwise. Every
+        prediction passes here: the request's metrics are labelled with this version."""
+        served = self.manager.route(model, version)
+        answered_by(served.name, served.number)
+        return served
 
     async def _run(self, served: Served, inputs: Any, deadline: float | None) -> Prediction:
         assert served.batcher is not None

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -35,10 +35,35 @@ from modelport.serving.batching import BatchPolicy
 from modelport.serving.config import ServeConfig
 from modelport.serving.types import VersionState, VersionStatus
 
-__all__ = ["ModelManager", "Served"]
+__all__ = ["ModelEvents", "ModelManager", "NoEvents", "Served"]
 
 log = logging.getLogger("modelport.serving")
 WARM_CALLS = 3
+
+
+class ModelEvents(Protocol):
+    """What the manager reports as it works (metrics listen here; nothing is required).
+    ``batch`` is called from executor threads, once per call of the model's predict that
+    returned (a batch of one or more requests)."""
+
+    def loaded(self, name: str, number: int, seconds: float) -> None: ...
+
+    def load_failed(self, name: str, number: int, reason: str) -> None: ...
+
+    def batch(self, name: str, number: int, rows: int) -> None: ...
+
+
+class NoEvents:
+    """The default ``ModelEvents``: ignores everything."""
+
+    def loaded(self, name: str, number: int, seconds: float) -> None:
+        pass
+
+    def load_failed(self, name: str, number: int, reason: str) -> None:
+        pass
+
+    def batch(self, name: str, number: int, rows: int) -> None:
+        pass
 
 
 @dataclass(eq=False)
@@ -83,8 +108,11 @@ class ModelManager:
         load: Callable[[ModelVersion], Runtime],
         executor: Executor,
         clock: Clock | None = None,
+        *,
+        events: ModelEvents | None = None,
     ) -> None:
         self.config = config
+        self._events: ModelEvents = events or NoEvents()
         self._resolve = resolve
         self._load = load
         self._executor = executor
@@ -202,17 +230,21 @@ class ModelManager:
     # loading -------------------------------------------------------------------------------------
     async def _prepare(self, served: Served) -> None:
         assert served.version is not None
+        started = self._clock.monotonic()
         try:
             runtime = await asyncio.get_running_loop().run_in_executor(
                 self._executor, self._load_and_smoke, served.version
             )
         except ModelportError as exc:
             self._fail(served, str(exc))
+            self._events.load_failed(served.name, served.number, served.reason)
             return
         except Exception as exc:
             log.exception("loading %s failed", served.version.ref)
             self._fail(served, f"load failed: {type(exc).__name__}")
+            self._events.load_failed(served.name, served.number, served.reason)
             return
+        self._events.loaded(served.name, served.number, self._clock.monotonic() - started)
         meta = runtime.metadata()
         served.runtime = runtime
         served.platform = meta.platform
@@ -223,10 +255,17 @@ class ModelManager:
             max_queue=self.config.max_queue,
             enabled=self.config.batching and meta.can_batch,
         )
-        name = served.name
+        name, number, events = served.name, served.number, self._events
+
+        def predict(inputs: Any) -> Mapping[str, np.ndarray]:
+            outputs = runtime.predict(inputs)
+            rows = rows_of(inputs)
+            events.batch(name, number, rows)
+            return outputs_to_arrays(outputs, rows, name)
+
         served.batcher = AdaptiveBatcher(
-            f"{name}:{served.number}",
-            lambda x: outputs_to_arrays(runtime.predict(x), rows_of(x), name),
+            f"{name}:{number}",
+            predict,
             policy,
             self._executor,
             self._clock,

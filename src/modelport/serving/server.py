@@ -8,11 +8,13 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
 
+from modelport.monitoring.metrics import multiprocess_directory, worker_exited
 from modelport.serving.app import server_state
 from modelport.serving.config import ServeConfig
 
@@ -70,7 +72,9 @@ def _serve_one(factory: AppFactory, config: ServeConfig, sock: socket.socket) ->
 def run(
     factory: AppFactory, config: ServeConfig, on_bound: Callable[[int], None] | None = None
 ) -> None:
-    """Serve until SIGTERM/SIGINT. ``config.workers`` processes share one listening socket."""
+    """Serve until SIGTERM/SIGINT. ``config.workers`` processes share one listening socket, and
+    one metrics directory (created before they start, removed after they stop) so that
+    ``/metrics`` in any of them counts the requests of all."""
     sock = bind_socket(config.host, config.port)
     port = int(sock.getsockname()[1])
     if on_bound is not None:
@@ -78,10 +82,13 @@ def run(
     if config.workers == 1:
         _serve_one(factory, config, sock)
         return
-    _supervise(factory, config, sock)
+    with multiprocess_directory() as metrics_dir:
+        _supervise(factory, config, sock, metrics_dir)
 
 
-def _supervise(factory: AppFactory, config: ServeConfig, sock: socket.socket) -> None:
+def _supervise(
+    factory: AppFactory, config: ServeConfig, sock: socket.socket, metrics_dir: Path
+) -> None:
     """Keep ``config.workers`` processes serving ``sock``; restart one that dies (bounded);
     on SIGTERM/SIGINT pass SIGTERM on and wait up to the grace period."""
     ctx = multiprocessing.get_context("spawn")
@@ -118,6 +125,8 @@ def _supervise(factory: AppFactory, config: ServeConfig, sock: socket.socket) ->
                     stopping = True
                     break
                 log.warning("worker %s exited with %s; restarting it", proc.name, proc.exitcode)
+                if proc.pid is not None:
+                    worker_exited(proc.pid, metrics_dir)
                 restarts.append(now)
                 workers[i] = spawn(i)
     finally:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+
+import grpc.aio
 
 from modelport.serving.grpc.service import GrpcServer
 from modelport.serving.state import ServerState
@@ -12,10 +14,15 @@ __all__ = ["grpc_lifespan"]
 
 
 @asynccontextmanager
-async def grpc_lifespan(state: ServerState, port: int | None) -> AsyncIterator[GrpcServer | None]:
+async def grpc_lifespan(
+    state: ServerState,
+    port: int | None,
+    *,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+) -> AsyncIterator[GrpcServer | None]:
     """Serve gRPC on ``port`` (0: any free port; None: no gRPC) over the state's data plane,
-    with its host, body limit, in-flight limit and timeouts. On exit, RPCs in flight get the
-    configured grace period."""
+    with its host, body limit, in-flight limit and timeouts (and ``interceptors``, e.g.
+    metrics). On exit, RPCs in flight get the configured grace period."""
     if port is None:
         yield None
         return
@@ -25,6 +32,7 @@ async def grpc_lifespan(state: ServerState, port: int | None) -> AsyncIterator[G
         port,
         state.admission.max_body_bytes,
         policy=state.admission,
+        interceptors=interceptors,
     )
     await server.start()
     try:

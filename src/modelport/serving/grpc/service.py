@@ -8,7 +8,7 @@ same public messages (``serving.http.public_message``). The handler table is exp
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -147,8 +147,10 @@ class GrpcServer:
         max_message_bytes: int,
         *,
         policy: AdmissionPolicy | None = None,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     ) -> None:
         self.plane = plane
+        self.interceptors = tuple(interceptors)
         self.host = host
         self.port = port
         self.max_message_bytes = max_message_bytes
@@ -166,6 +168,7 @@ class GrpcServer:
                 ("grpc.so_reuseport", 1),
             ],
             maximum_concurrent_rpcs=self.policy.max_inflight,
+            interceptors=self.interceptors,
         )
         servicer = InferenceServicer(self.plane, self.policy)
         server.add_generic_rpc_handlers(

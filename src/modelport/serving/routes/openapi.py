@@ -19,12 +19,13 @@ from modelport.serving.state import ServerState
 
 __all__ = ["openapi_document", "routes"]
 
-V2, MLFLOW, TF, HEALTH, DOCS = (
+V2, MLFLOW, TF, HEALTH, DOCS, MONITORING = (
     "Open Inference Protocol (V2)",
     "MLflow scoring",
     "TensorFlow Serving REST",
     "Health",
     "Documentation",
+    "Monitoring",
 )
 _PARAM = re.compile(r"\{(\w+)\}")
 _PATH_PARAMS: dict[str, dict[str, Any]] = {
@@ -219,6 +220,13 @@ def _paths() -> dict[str, dict[str, Any]]:
         v1 + "/labels/{label}:{verb}": {"post": tf_predict},
         "/openapi.json": {
             "get": _op(DOCS, "This document.", _json({"type": "object"}, "OpenAPI 3.1 document."))
+        },
+        "/metrics": {
+            "get": _op(
+                MONITORING,
+                "Prometheus metrics of every worker (requests, latency, queues, batches, models).",
+                _text("Prometheus text exposition format."),
+            )
         },
     }
     out: dict[str, dict[str, Any]] = {}
@@ -451,7 +459,7 @@ def openapi_document() -> dict[str, Any]:
             "description": "Predictions over the Open Inference Protocol (KServe V2), the "
             "MLflow scoring protocol and the TensorFlow Serving REST API.",
         },
-        "tags": [{"name": t} for t in (V2, MLFLOW, TF, HEALTH, DOCS)],
+        "tags": [{"name": t} for t in (V2, MLFLOW, TF, HEALTH, DOCS, MONITORING)],
         "paths": _paths(),
         "components": {"schemas": _schemas()},
     }
