@@ -26,13 +26,13 @@ flagging shifts too small to matter. A rise of the missing share by ``thresholds
 
 from __future__ import annotations
 
+import importlib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats  # type: ignore[import-untyped]
 
 from modelport.core.errors import InvalidInputError
 from modelport.core.profile import (
@@ -94,6 +94,14 @@ class FeatureDrift:
 
 
 # -- inputs ------------------------------------------------------------------------------------
+
+
+def _stats() -> Any:
+    """scipy.stats, imported on first use: it costs ~0.75 s, and a server that never
+    computes drift should not pay for it at start-up."""
+    return importlib.import_module("scipy.stats")
+
+
 def _numbers(values: Any) -> tuple[FloatArray, int]:
     """Finite values and how many were missing (None, NaN, inf or not a number)."""
     arr = np.asarray(values)
@@ -213,7 +221,7 @@ def ks(reference: FeatureProfile, values: Any) -> tuple[float, float]:
     lower = np.abs(np.searchsorted(x, points, side="left") / n - _cdf(xs, qs, points, left=True))
     stat = float(max(upper.max(), lower.max()))
     n_eff = max(1, round(n * m / (n + m)))
-    return stat, float(min(1.0, max(0.0, stats.kstwo.sf(stat, n_eff))))
+    return stat, float(min(1.0, max(0.0, _stats().kstwo.sf(stat, n_eff))))
 
 
 def chi_squared(reference: FeatureProfile, values: Any) -> tuple[float, float, int]:
@@ -243,7 +251,7 @@ def chi_squared(reference: FeatureProfile, values: Any) -> tuple[float, float, i
     obs = np.array([cur, ref])
     expected = np.outer([n, m], obs.sum(axis=0) / (n + m))
     stat = float(np.sum((obs - expected) ** 2 / expected))
-    return stat, float(stats.chi2.sf(stat, dof)), dof
+    return stat, float(_stats().chi2.sf(stat, dof)), dof
 
 
 # -- verdicts ----------------------------------------------------------------------------------
@@ -251,7 +259,7 @@ def _missing_drift(ref: FeatureProfile, missing: int, total: int, t: DriftThresh
     ref_rate = ref.missing / ref.count if ref.count else 0.0
     if total < t.min_samples or missing / total - ref_rate < t.missing_rate:
         return None
-    p = stats.binomtest(missing, total, ref_rate, alternative="greater").pvalue
+    p = _stats().binomtest(missing, total, ref_rate, alternative="greater").pvalue
     if p >= t.p_value:
         return None
     return f"missing share {missing / total:.1%} vs {ref_rate:.1%} in the reference (p={p:.2g})"

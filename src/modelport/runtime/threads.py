@@ -11,12 +11,16 @@ the environment (``OMP_NUM_THREADS``) is the caller's job; scikit-learn always i
 from __future__ import annotations
 
 import importlib.util
+import threading
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from modelport.core.errors import InvalidInputError
 
-__all__ = ["ThreadLimit", "check_threads"]
+__all__ = ["DEDICATED_PREFIX", "ThreadLimit", "check_threads"]
+
+DEDICATED_PREFIX = "modelport-predict"
+_sticky = threading.local()
 
 
 def check_threads(threads: int | None) -> int | None:
@@ -50,7 +54,17 @@ class ThreadLimit:
         self._controller = threadpoolctl.ThreadpoolController()
 
     def limit(self) -> AbstractContextManager[object]:
+        """The limit around one call. In the server's dedicated prediction threads (named
+        ``modelport-predict*``) it is applied once and left in place: re-applying it per call
+        costs tens of microseconds and resizes the OpenMP team every time. Anywhere else (a
+        user's own thread) it is applied for the call and restored after."""
         if self._controller is None:
+            return nullcontext()
+        thread = threading.current_thread()
+        if thread.name.startswith(DEDICATED_PREFIX):
+            if getattr(_sticky, "threads", None) != self.threads:
+                self._controller.limit(limits=self.threads)  # kept for the thread's life
+                _sticky.threads = self.threads
             return nullcontext()
         limiter: AbstractContextManager[object] = self._controller.limit(limits=self.threads)
         return limiter

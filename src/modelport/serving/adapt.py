@@ -50,11 +50,10 @@ def _cast(values: np.ndarray, spec: FieldSpec, model: str) -> np.ndarray:
         raise InvalidInputError(
             f"input {spec.name!r} of {model!r} must be {spec.dtype}, not strings"
         )
-    whole = values.dtype.kind != "f" or (
-        np.isfinite(values).all() and (np.mod(values, 1) == 0).all()
-    )
-    if np.dtype(target).kind in "iu" and not whole:
-        raise InvalidInputError(f"input {spec.name!r} of {model!r} must be integers")
+    if np.dtype(target).kind in "iu" and values.dtype.kind == "f":
+        whole = bool(np.isfinite(values).all() and (np.mod(values, 1) == 0).all())
+        if not whole:
+            raise InvalidInputError(f"input {spec.name!r} of {model!r} must be integers")
     try:
         return values.astype(target, copy=False)
     except (ValueError, OverflowError):

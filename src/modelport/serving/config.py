@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from modelport.core.refs import ModelRef
@@ -27,8 +25,8 @@ class ServeConfig(BaseModel):
         default=None,
         ge=1,
         le=256,
-        description="Framework intra-op threads per worker (OpenMP/BLAS/onnxruntime). "
-        "Default: cores divided by workers, at least 1.",
+        description="Framework intra-op threads per model (OpenMP/BLAS/onnxruntime). "
+        "Default 1: parallelism comes from workers and batching.",
     )
     batching: bool = Field(default=True, description="Adaptive batching for batchable runtimes.")
     max_batch_size: int = Field(default=64, ge=1, le=100_000, description="Rows per batch.")
@@ -79,9 +77,10 @@ class ServeConfig(BaseModel):
         return value
 
     def framework_threads(self) -> int:
-        if self.threads is not None:
-            return self.threads
-        return max(1, (os.cpu_count() or 1) // self.workers)
+        """Intra-op threads per model: 1 unless set. Parallelism comes from worker processes
+        and batching; more framework threads on shared cores fight the event loop (measured:
+        HGB 1-row 5.3 ms with 2 threads against 2.0 ms with 1)."""
+        return self.threads if self.threads is not None else 1
 
     def parsed_refs(self) -> list[ModelRef]:
         return [ModelRef.parse(r) for r in self.refs]

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from store_cases import S3_PREFIX, StoreCase, local_blob_path, s3_object_key
 
-from modelport.registry.artifacts import LocalArtifactStore, S3ArtifactStore
+from modelport.registry.artifacts import LocalArtifactStore
+from modelport.registry.artifacts.s3 import S3ArtifactStore
 from modelport.registry.protocols import ArtifactStore
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from modelport.core.errors import InvalidInputError
-from modelport.registry.artifacts import LocalArtifactStore, S3ArtifactStore, open_artifact_store
+from modelport.registry.artifacts import LocalArtifactStore, open_artifact_store
+from modelport.registry.artifacts.s3 import S3ArtifactStore
 
 
 def test_default_is_a_local_store_under_home(tmp_path: Path) -> None:

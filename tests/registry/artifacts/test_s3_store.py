@@ -22,7 +22,8 @@ from modelport.core.errors import (
     StoreUnavailableError,
     UnsafePathError,
 )
-from modelport.registry.artifacts import S3ArtifactStore, validate_bucket
+from modelport.registry.artifacts import validate_bucket
+from modelport.registry.artifacts.s3 import S3ArtifactStore
 
 boto3 = pytest.importorskip("boto3")
 
@@ -179,7 +180,7 @@ def test_missing_boto3_fails_loudly() -> None:
     code = (
         "import sys; sys.modules['boto3'] = None\n"
         "from modelport.core.errors import MissingExtraError\n"
-        "from modelport.registry.artifacts import S3ArtifactStore\n"
+        "from modelport.registry.artifacts.s3 import S3ArtifactStore\n"
         "try:\n"
         "    S3ArtifactStore('bucket', 'p')\n"
         "except MissingExtraError as exc:\n"
