@@ -12,31 +12,7 @@ import pytest
 import skops.io
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestCentroid
-
-from modelport.cli.main import main
-
-
-class Cli:
-    def __init__(self, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        self.home = home
-        self.capsys = capsys
-
-    def __call__(self, *args: str, code: int = 0) -> str:
-        self.capsys.readouterr()
-        rc = main(["--home", str(self.home), *args])
-        out, err = self.capsys.readouterr()
-        assert rc == code, f"exit {rc} (wanted {code}); stdout={out!r} stderr={err!r}"
-        return out if code in (0, 1) else err
-
-    def json(self, *args: str, code: int = 0) -> dict[str, object]:
-        data = json.loads(self(*args, "--json", code=code))
-        assert isinstance(data, dict)
-        return data
-
-
-@pytest.fixture
-def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
-    return Cli(tmp_path / "home", capsys)
+from tests.cli.conftest import Cli
 
 
 @pytest.fixture

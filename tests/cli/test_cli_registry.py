@@ -9,31 +9,11 @@ import pytest
 import skops.io
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
+from tests.cli.conftest import Cli
 
 from modelport.cli.main import main
 
 TREE = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
-
-
-class Cli:
-    def __init__(self, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        self.home = home
-        self.capsys = capsys
-
-    def __call__(self, *args: str, code: int = 0) -> str:
-        self.capsys.readouterr()
-        rc = main(["--home", str(self.home), *args])
-        out, err = self.capsys.readouterr()
-        assert rc == code, f"exit {rc} (wanted {code}); stdout={out!r} stderr={err!r}"
-        return out if code == 0 else err
-
-    def json(self, *args: str) -> object:
-        return json.loads(self(*args, "--json"))
-
-
-@pytest.fixture
-def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
-    return Cli(tmp_path / "home", capsys)
 
 
 @pytest.fixture

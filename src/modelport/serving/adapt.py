@@ -161,20 +161,15 @@ def tensors_to_input(tensors: Sequence[Tensor], signature: Signature | None, mod
     by_name = {t.name: t for t in tensors}
     known = {spec.name for spec in signature.inputs}
     unknown = [n for n in names if n not in known]
+    if unknown and signature.kind == "columns" and len(tensors) == 1 and tensors[0].data.ndim == 2:
+        return _matrix_to_frame(tensors[0], signature, model)
+    if unknown:
+        raise InvalidInputError(
+            f"input {unknown[0]!r} is not an input of {model!r}; see its metadata for inputs"
+        )
     if signature.kind == "columns":
-        if len(tensors) == 1 and unknown and tensors[0].data.ndim == 2:
-            return _matrix_to_frame(tensors[0], signature, model)
-        if unknown:
-            raise InvalidInputError(
-                f"input {unknown[0]!r} is not an input of {model!r}; see its metadata for inputs"
-            )
         columns = {}
-        for spec in signature.inputs:
-            tensor = by_name.get(spec.name)
-            if tensor is None:
-                if spec.optional:
-                    continue
-                raise InvalidInputError(f"input {spec.name!r} of {model!r} is missing")
+        for spec, tensor in _matching(signature, by_name, model):
             data = tensor.data
             if data.ndim == 2 and data.shape[1] == 1:
                 data = data[:, 0]
@@ -184,21 +179,28 @@ def tensors_to_input(tensors: Sequence[Tensor], signature: Signature | None, mod
                 )
             columns[spec.name] = data
         return _frame(columns, signature, model)
-    if unknown:
-        raise InvalidInputError(
-            f"input {unknown[0]!r} is not an input of {model!r}; see its metadata for inputs"
-        )
-    arrays = {}
+    arrays = {
+        spec.name: _check_tensor_shape(_cast(tensor.data, spec, model), spec, model)
+        for spec, tensor in _matching(signature, by_name, model)
+    }
+    if len(signature.inputs) == 1:
+        return arrays[signature.inputs[0].name]
+    return arrays
+
+
+def _matching(
+    signature: Signature, by_name: Mapping[str, Tensor], model: str
+) -> list[tuple[FieldSpec, Tensor]]:
+    """Each signature input with its tensor; a missing required input is an error."""
+    out = []
     for spec in signature.inputs:
         tensor = by_name.get(spec.name)
         if tensor is None:
             if spec.optional:
                 continue
             raise InvalidInputError(f"input {spec.name!r} of {model!r} is missing")
-        arrays[spec.name] = _check_tensor_shape(_cast(tensor.data, spec, model), spec, model)
-    if len(signature.inputs) == 1:
-        return arrays[signature.inputs[0].name]
-    return arrays
+        out.append((spec, tensor))
+    return out
 
 
 def _matrix_to_frame(tensor: Tensor, signature: Signature, model: str) -> pd.DataFrame:
