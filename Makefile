@@ -24,8 +24,8 @@ test: setup services
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 
 check: lint test
