@@ -129,8 +129,7 @@ def test_counts_by_protocol_model_version_and_status(
     finally:
         grpc_client.close()
 
-    samples = scrape(http)
-    assert request_counts(samples) == {
+    expected = {
         ("v2_rest", "clf", "1", "2xx"): 3,
         ("v2_rest", "clf", "1", "4xx"): 1,
         ("v2_rest", "", "", "4xx"): 1,
@@ -142,6 +141,13 @@ def test_counts_by_protocol_model_version_and_status(
         ("v2_grpc", "slow", "1", "2xx"): 1,
         ("v2_grpc", "", "", "4xx"): 1,
     }
+    # A gRPC interceptor records its call after the status reached the client: poll briefly.
+    deadline = time.monotonic() + 10
+    samples = scrape(http)
+    while request_counts(samples) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+        samples = scrape(http)
+    assert request_counts(samples) == expected
     # one duration observation per request, in buckets fine enough for millisecond models
     counts = select(samples, "modelport_request_duration_seconds_count")
     assert sum(counts.values()) == 15
