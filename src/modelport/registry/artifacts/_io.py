@@ -12,7 +12,7 @@ import errno
 import hashlib
 import os
 import stat
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, BinaryIO
 
@@ -36,6 +36,7 @@ __all__ = [
     "open_dir",
     "open_regular",
     "open_subdirs",
+    "put_regular_file",
     "read_chunks",
     "short",
 ]
@@ -216,3 +217,16 @@ def copy_verified(chunks: Iterable[bytes], dest: Path, expected: str, where: str
             size,
         )
     return size
+
+
+def put_regular_file(
+    put_stream: Callable[[BinaryIO], tuple[str, int]], path: Path
+) -> tuple[str, int]:
+    """Store a regular file through a store's ``put_stream`` (a symlink, fifo or device is
+    refused; an unreadable file is an ``InvalidInputError`` naming it)."""
+    try:
+        src = open_regular(path, what=f"file {str(path)!r}")
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {str(path)!r}: {exc.strerror}") from exc
+    with src:
+        return put_stream(src)

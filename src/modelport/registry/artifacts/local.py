@@ -26,7 +26,6 @@ from typing import BinaryIO
 from modelport.core.digest import is_sha256
 from modelport.core.errors import (
     ArtifactNotFoundError,
-    InvalidInputError,
     ModelportError,
     StoreError,
     UnsafePathError,
@@ -38,6 +37,7 @@ from modelport.registry.artifacts._io import (
     hash_copy,
     open_dir,
     open_regular,
+    put_regular_file,
     read_chunks,
 )
 
@@ -66,12 +66,7 @@ class LocalArtifactStore:
 
     def put_file(self, path: Path) -> tuple[str, int]:
         """Store a regular file's bytes (a symlink, fifo or device is refused)."""
-        try:
-            src = open_regular(path, what=f"file {str(path)!r}")
-        except OSError as exc:
-            raise InvalidInputError(f"cannot read {str(path)!r}: {exc.strerror}") from exc
-        with src:
-            return self.put_stream(src)
+        return put_regular_file(self.put_stream, path)
 
     def put_stream(self, stream: BinaryIO) -> tuple[str, int]:
         with self._errors("storing a blob"):

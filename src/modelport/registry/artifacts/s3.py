@@ -32,7 +32,7 @@ from modelport.registry.artifacts._io import (
     check_key,
     copy_verified,
     hash_copy,
-    open_regular,
+    put_regular_file,
 )
 from modelport.registry.artifacts.s3_names import check_endpoint, clean_prefix, validate_bucket
 
@@ -114,12 +114,7 @@ class S3ArtifactStore:
         return f"S3ArtifactStore({self.uri!r}, endpoint_url={self.endpoint_url!r})"
 
     def put_file(self, path: Path) -> tuple[str, int]:
-        try:
-            src = open_regular(path, what=f"file {str(path)!r}")
-        except OSError as exc:
-            raise InvalidInputError(f"cannot read {str(path)!r}: {exc.strerror}") from exc
-        with src:
-            return self.put_stream(src)
+        return put_regular_file(self.put_stream, path)
 
     def put_stream(self, stream: BinaryIO) -> tuple[str, int]:
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX) as spool:
