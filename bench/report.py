@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import platform
 import statistics
@@ -92,14 +93,25 @@ def environment(
     }
 
 
-def src_fingerprint() -> str:
-    """A short hash of every file under ``src/`` (content, not mtime): the code a server ran."""
-    digest = hashlib.sha256()
+def src_files() -> dict[str, str]:
+    """sha256 of every file under ``src/`` (content, not mtime), by path."""
+    out = {}
     for path in sorted((ROOT / "src").rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(str(path.relative_to(ROOT)).encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()[:10]
+            out[str(path.relative_to(ROOT))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def src_fingerprint(files: dict[str, str] | None = None) -> str:
+    """A short hash of the whole source tree: the code a server ran."""
+    files = src_files() if files is None else files
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def changed_files(snapshots: list[dict[str, str]]) -> list[str]:
+    """Files whose content differs between the snapshots taken during a run."""
+    paths = set().union(*snapshots) if snapshots else set()
+    return sorted(p for p in paths if len({snap.get(p) for snap in snapshots}) > 1)
 
 
 # ---- aggregation -----------------------------------------------------------------------------
@@ -244,7 +256,10 @@ def render(
                 f"`{v}`: {', '.join(c[:6])}{' ...' if len(c) > 6 else ''}"
                 for v, c in versions.items()
             )
-            + ". Re-run on a quiet tree for figures of one version."
+            + ". Files that changed: "
+            + (", ".join(f"`{f}`" for f in meta.get("src_changed", [])[:20]) or "unknown")
+            + ". Judge from them whether the request path changed; re-run on a quiet tree for "
+            "figures of one version."
         )
     elif versions:
         out.append(

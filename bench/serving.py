@@ -272,18 +272,21 @@ def main() -> None:
     runner = Runner(WORK, logs, prepared.rows, prepared.expected, duration, warmup, say)
     deadline = clock.t0 + args.max_minutes * 60
     records: list[ServerRecord] = []
+    snapshots: dict[str, dict[str, str]] = {}
     for r in range(1, rounds + 1):
         for cfg in configs:
             if time.monotonic() > deadline:
                 records.append(ServerRecord(r, cfg.key, False, "skipped: time budget spent"))
                 continue
             say(f"round {r}/{rounds} · {cfg.label}")
-            src = report.src_fingerprint()
+            files = report.src_files()
+            snapshots.setdefault(report.src_fingerprint(files), files)
             record = runner.run(cfg, r)
-            record.src = src
+            record.src = report.src_fingerprint(files)
             records.append(record)
 
     meta = report.environment(peer_envs, fast, rounds, duration, warmup, args, stamp)
+    meta["src_changed"] = report.changed_files(list(snapshots.values()))
     raw_out = WORK / f"results-{stamp}.json"
     raw_out.write_text(json.dumps({
         "meta": meta,
