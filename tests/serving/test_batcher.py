@@ -571,3 +571,83 @@ def test_frames_round_trip_through_the_batcher(
     for frame, result in zip(frames, run(main()), strict=True):
         assert result["y"].tolist() == (frame["a"] * 2).tolist()
         assert result["name"].tolist() == frame["b"].tolist()
+
+
+class TimedModel:
+    """Takes ``cost`` seconds of a fake clock per call and records the thread it ran on."""
+
+    def __init__(self, clock: FakeClock, cost: float) -> None:
+        self.clock = clock
+        self.cost = cost
+        self.threads: list[str] = []
+
+    def predict(self, x: Any) -> dict[str, np.ndarray]:
+        self.threads.append(threading.current_thread().name)
+        self.clock.advance(self.cost)
+        matrix = np.asarray(x)
+        return {"id": matrix[:, 0], "row": matrix[:, 1]}
+
+
+def timed_batcher(
+    model: TimedModel, executor: ThreadPoolExecutor, **policy: Any
+) -> AdaptiveBatcher:
+    return AdaptiveBatcher("m", model.predict, BatchPolicy(**policy), executor, model.clock)
+
+
+@pytest.mark.parametrize("cost", [0.00002, 0.001])
+def test_a_lone_request_to_a_fast_model_runs_on_the_loop(
+    executor: ThreadPoolExecutor, cost: float
+) -> None:
+    model = TimedModel(FakeClock(), cost)
+
+    async def main() -> None:
+        batcher = timed_batcher(model, executor)
+        await batcher.start()
+        check(await batcher.submit(req(0)), 0)  # measured in the pool first
+        for i in range(1, 4):
+            check(await batcher.submit(req(i)), i)
+        await batcher.close()
+
+    run(main())
+    assert model.threads[0].startswith("test-batcher")
+    assert model.threads[1:] == [threading.main_thread().name] * 3
+
+
+def test_slow_models_and_requests_with_deadlines_never_run_on_the_loop(
+    executor: ThreadPoolExecutor,
+) -> None:
+    slow = TimedModel(FakeClock(), 0.01)  # would stall the loop (and its probes) too long
+    fast = TimedModel(FakeClock(), 0.00002)
+
+    async def main() -> None:
+        for model in (slow, fast):
+            batcher = timed_batcher(model, executor)
+            await batcher.start()
+            check(await batcher.submit(req(0)), 0)
+            deadline = None if model is slow else model.clock.monotonic() + 60
+            for i in range(1, 4):
+                check(await batcher.submit(req(i), deadline=deadline), i)
+            await batcher.close()
+
+    run(main())
+    for model in (slow, fast):
+        assert all(name.startswith("test-batcher") for name in model.threads), model.threads
+
+
+def test_requests_arriving_together_are_batched_not_run_inline(
+    executor: ThreadPoolExecutor,
+) -> None:
+    model = TimedModel(FakeClock(), 0.001)  # fast enough to run alone on the loop
+
+    async def main() -> None:
+        batcher = timed_batcher(model, executor, max_wait_ms=50)
+        await batcher.start()
+        check(await batcher.submit(req(0)), 0)
+        results = await asyncio.gather(*(batcher.submit(req(i)) for i in range(1, 9)))
+        for i, result in enumerate(results, start=1):
+            check(result, i)
+        await batcher.close()
+
+    run(main())
+    assert threading.main_thread().name not in model.threads
+    assert len(model.threads) < 9  # the eight concurrent requests shared batches

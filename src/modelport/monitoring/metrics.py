@@ -31,9 +31,9 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import values as prometheus_values
@@ -71,6 +71,8 @@ PROTOCOLS = ("v2_rest", "v2_grpc", "mlflow", "tfserving")
 STATUS_CLASSES = ("2xx", "4xx", "5xx")
 REQUEST_LABELS = ("endpoint", "model", "version", "protocol", "status_class")
 _VERSION_LABELS = ("model", "version")
+# Series whose children are cached (label sets are bounded: models and versions served here).
+_MAX_CACHED = 4096
 # How a gauge's per-worker values merge: live* modes forget workers that exited.
 _GaugeMode = Literal["livesum", "livemin", "max", "mostrecent"]
 
@@ -93,6 +95,8 @@ class ServingMetrics:
     prediction_log_dropped: Counter
     drift_score: Gauge
     accuracy: Gauge
+    _children: dict[tuple[str, ...], tuple[Any, Any]] = field(default_factory=dict, repr=False)
+    _batch_children: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
 
     def observe_request(
         self,
@@ -106,8 +110,22 @@ class ServingMetrics:
     ) -> None:
         """Count one finished prediction request and its duration."""
         labels = (endpoint, model, version, protocol, status_class)
-        self.requests.labels(*labels).inc()
-        self.request_duration.labels(*labels).observe(seconds)
+        children = self._children.get(labels)
+        if children is None:  # labels() validates and locks: look each series up once
+            children = (self.requests.labels(*labels), self.request_duration.labels(*labels))
+            if len(self._children) < _MAX_CACHED:
+                self._children[labels] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observe_batch(self, model: str, version: str, rows: int) -> None:
+        """Record the size of one batch a version ran."""
+        child = self._batch_children.get((model, version))
+        if child is None:
+            child = self.batch_size.labels(model, version)
+            if len(self._batch_children) < _MAX_CACHED:
+                self._batch_children[(model, version)] = child
+        child.observe(rows)
 
     def exposition(self) -> bytes:
         """The text exposition of every metric (of every worker, in multiprocess mode)."""

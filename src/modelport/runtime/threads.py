@@ -17,10 +17,17 @@ from typing import Any
 
 from modelport.core.errors import InvalidInputError
 
-__all__ = ["DEDICATED_PREFIX", "ThreadLimit", "check_threads"]
+__all__ = ["DEDICATED_PREFIX", "ThreadLimit", "check_threads", "dedicate_current_thread"]
 
 DEDICATED_PREFIX = "modelport-predict"
 _sticky = threading.local()
+
+
+def dedicate_current_thread() -> None:
+    """Treat the calling thread like the server's ``modelport-predict*`` threads: a limit is
+    applied on its first call and left in place. The server calls this on its event loop thread,
+    where fast models run inline."""
+    _sticky.dedicated = True
 
 
 def check_threads(threads: int | None) -> int | None:
@@ -57,11 +64,12 @@ class ThreadLimit:
         """The limit around one call. In the server's dedicated prediction threads (named
         ``modelport-predict*``) it is applied once and left in place: re-applying it per call
         costs tens of microseconds and resizes the OpenMP team every time. Anywhere else (a
-        user's own thread) it is applied for the call and restored after."""
+        user's own thread) it is applied for the call and restored after. A thread marked with
+        ``dedicate_current_thread()`` counts as dedicated."""
         if self._controller is None:
             return nullcontext()
-        thread = threading.current_thread()
-        if thread.name.startswith(DEDICATED_PREFIX):
+        dedicated = getattr(_sticky, "dedicated", False)
+        if dedicated or threading.current_thread().name.startswith(DEDICATED_PREFIX):
             if getattr(_sticky, "threads", None) != self.threads:
                 self._controller.limit(limits=self.threads)  # kept for the thread's life
                 _sticky.threads = self.threads

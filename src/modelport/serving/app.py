@@ -18,7 +18,7 @@ from modelport.core.model import ModelVersion
 from modelport.core.refs import ModelRef
 from modelport.monitoring.metrics import MULTIPROC_ENV, ServingMetrics, create_metrics
 from modelport.runtime.base import Runtime
-from modelport.runtime.threads import DEDICATED_PREFIX
+from modelport.runtime.threads import DEDICATED_PREFIX, dedicate_current_thread
 from modelport.serving.config import ServeConfig
 from modelport.serving.dataplane import DataPlane
 from modelport.serving.grpc.lifespan import grpc_lifespan
@@ -68,6 +68,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        dedicate_current_thread()  # fast models predict inline on this (the loop's) thread
         starting = asyncio.create_task(manager.start(), name="modelport-load-models")
         starting.add_done_callback(_freeze_heap)
         if config.workers > 1:

@@ -54,8 +54,14 @@ __all__ = ["AdaptiveBatcher"]
 
 logger = logging.getLogger("modelport.serving")
 
-# A lone request whose model answers faster than this (measured) runs on the event loop.
-INLINE_BELOW_S = 0.0003
+# A lone request runs on the event loop itself when its model's predict (timed alone, in the
+# worker) takes less than this and no other request is waiting: the executor's two cross-thread
+# hand-offs then cost more than the thread buys, as no other request could use the loop
+# meanwhile. Above it the loop would stall too long for the health probes.
+INLINE_BELOW_S = 0.003
+# Below this a request runs inline even when others arrive at the same time: what batching it
+# could save is less than the hand-off costs.
+ALWAYS_INLINE_BELOW_S = 0.00005
 
 
 _UNKNOWN: Hashable = object()
@@ -85,6 +91,15 @@ def _weight(inputs: Any) -> int:
         return max(1, rows_of(inputs))
     except (TypeError, ValueError, IndexError):
         return 1  # not batchable (batch_key is None): runs alone, predict decides
+
+
+def _timed_batch(
+    clock: Clock, predict: Callable[[Any], Mapping[str, np.ndarray]], inputs: list[Any], name: str
+) -> tuple[list[BatchResult], float]:
+    """``run_batch`` and the seconds it took, measured in the thread that ran it."""
+    started = clock.monotonic()
+    results = run_batch(predict, inputs, name, checked=True)
+    return results, max(0.0, clock.monotonic() - started)
 
 
 class AdaptiveBatcher:
@@ -122,7 +137,8 @@ class AdaptiveBatcher:
         self._closing = False
         self._failure: BaseException | None = None
         self._batch_s = 0.0  # moving average of batch durations, for retry-after hints
-        self._inline_s = 0.0  # moving average of a lone request's time (0: not measured yet)
+        self._predict_s = 0.0  # moving average of predict for one request (0: not measured)
+        self._arrivals = 0  # submits so far, to see whether others arrived while one yielded
         self._counts = dict.fromkeys(
             ("requests", "batched", "batches", "rows", "shed", "dropped", "late"), 0
         )
@@ -186,22 +202,37 @@ class AdaptiveBatcher:
 
     # ---- requests --------------------------------------------------------------------------
 
-    def _run_inline(self, inputs: Any, started: float) -> dict[str, np.ndarray]:
-        """Predict on the event loop itself: for a model measured to answer in well under a
-        millisecond with nothing else waiting, the two cross-thread hand-offs of the executor
-        cost more than the prediction. The measured time keeps deciding: a model that turns
-        slow goes back to the executor."""
+    def _run_inline(self, inputs: Any) -> dict[str, np.ndarray]:
+        """Predict on the event loop itself (see ``INLINE_BELOW_S``). The measured time keeps
+        deciding: a model that turns slow goes back to the executor."""
         self._counts["requests"] += 1
         self._counts["batches"] += 1
         self._counts["batched"] += 1
-        result = run_batch(self._predict, [inputs], self.name, checked=True)[0]
-        elapsed = max(0.0, self._clock.monotonic() - started)
+        results, seconds = _timed_batch(self._clock, self._predict, [inputs], self.name)
         self._counts["rows"] += _weight(inputs)
         self._buckets[size_bucket(_weight(inputs))] += 1
-        self._inline_s = 0.8 * self._inline_s + 0.2 * elapsed
+        self._predict_s = 0.8 * self._predict_s + 0.2 * seconds
+        result = results[0]
         if isinstance(result, BaseException):
             raise result
         return result
+
+    def _busy(self) -> bool:
+        return bool(self._queue) or any(self._running.values())
+
+    async def _alone(self, deadline: float | None) -> bool:
+        """Whether a request may run inline now: the model is fast, nothing else waits, and
+        the request has no deadline (a deadline is enforced only while the loop is free).
+        A model fast enough to matter only a little yields once first, so requests that are
+        already readable reach ``submit`` and show there is contention (then they batch)."""
+        if deadline is not None or self._busy() or not 0 < self._predict_s < INLINE_BELOW_S:
+            return False
+        if self._predict_s < ALWAYS_INLINE_BELOW_S:
+            return True
+        seen = self._arrivals
+        await asyncio.sleep(0)
+        self._check_accepting()
+        return seen == self._arrivals and not self._busy()
 
     async def submit(self, inputs: Any, deadline: float | None = None) -> dict[str, np.ndarray]:
         """Predict ``inputs`` as part of a batch; ``deadline`` is an absolute
@@ -217,8 +248,10 @@ class AdaptiveBatcher:
                 f"model {self.name!r} has {len(self._queue)} requests queued; retry later",
                 retry_after=self._retry_after(),
             )
-        if not self._queue and not self._running and 0 < self._inline_s < INLINE_BELOW_S:
-            return self._run_inline(inputs, now)
+        self._arrivals += 1
+        if await self._alone(deadline):
+            return self._run_inline(inputs)
+        now = self._clock.monotonic()
         loop = asyncio.get_running_loop()
         item = _Pending(inputs, _weight(inputs), deadline, now, loop.create_future())
         self._queue.append(item)
@@ -353,7 +386,7 @@ class AdaptiveBatcher:
         self._buckets[size_bucket(rows)] += 1
         try:
             job = functools.partial(
-                run_batch, self._predict, [i.inputs for i in batch], self.name, checked=True
+                _timed_batch, self._clock, self._predict, [i.inputs for i in batch], self.name
             )
             work = loop.run_in_executor(self._executor, job)
         except RuntimeError as exc:  # the executor was shut down before this batcher
@@ -368,19 +401,24 @@ class AdaptiveBatcher:
         task.add_done_callback(self._batch_done)
 
     async def _deliver(
-        self, batch: list[_Pending], work: asyncio.Future[list[BatchResult]], started: float
+        self,
+        batch: list[_Pending],
+        work: asyncio.Future[tuple[list[BatchResult], float]],
+        started: float,
     ) -> None:
         try:
-            results = await work
+            results, seconds = await work
         except asyncio.CancelledError:
             self._fail(batch, ShuttingDownError(f"model {self.name!r} is shutting down; retry"))
             raise
         except BaseException as exc:  # run_batch catches Exception: SystemExit & co.
-            results = [public_error(exc, self.name)] * len(batch)
+            results, seconds = [public_error(exc, self.name)] * len(batch), 0.0
         elapsed = max(0.0, self._clock.monotonic() - started)
         self._batch_s = elapsed if not self._batch_s else 0.8 * self._batch_s + 0.2 * elapsed
-        if len(batch) == 1:  # what one lone request costs, for the inline decision
-            self._inline_s = elapsed if not self._inline_s else 0.8 * self._inline_s + 0.2 * elapsed
+        if len(batch) == 1 and seconds:  # the model's own time, for the inline decision
+            self._predict_s = (
+                seconds if not self._predict_s else 0.8 * self._predict_s + 0.2 * seconds
+            )
         for item, result in zip(batch, results, strict=True):
             if item.future.done():
                 continue
@@ -388,6 +426,8 @@ class AdaptiveBatcher:
                 item.future.set_exception(result)
             else:
                 item.future.set_result(result)
+        # Delivered: a waiter woken above may submit again before _batch_done runs.
+        self._running[asyncio.current_task()] = []  # type: ignore[index]
 
     def _batch_done(self, task: asyncio.Task[None]) -> None:
         batch = self._running.pop(task, [])

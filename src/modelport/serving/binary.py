@@ -222,5 +222,5 @@ def encode_binary_response(
     }
     if request_id is not None:
         header["id"] = request_id
-    encoded = orjson.dumps(header)
+    encoded = orjson.dumps(header, option=orjson.OPT_SERIALIZE_NUMPY)
     return b"".join([encoded, *chunks]), len(encoded)

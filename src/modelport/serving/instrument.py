@@ -227,7 +227,7 @@ class MetricsEvents:
         self.metrics.model_load_failures.labels(name, str(number)).inc()
 
     def batch(self, name: str, number: int, rows: int) -> None:
-        self.metrics.batch_size.labels(name, str(number)).observe(rows)
+        self.metrics.observe_batch(name, str(number), rows)
 
 
 class VersionGauges:

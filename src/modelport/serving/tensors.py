@@ -193,10 +193,14 @@ def _plain_bytes(value: Any) -> Any:
 
 
 def encode_json_tensor(tensor: Tensor) -> dict[str, Any]:
-    """The V2 JSON form of a tensor, data flattened in row-major order."""
+    """The V2 JSON form of a tensor, data flattened in row-major order. Numeric data stays a
+    flat numpy array: orjson (``OPT_SERIALIZE_NUMPY``) writes it in one pass, non-finite
+    floats as null (JSON has no NaN) and float32 in its shortest round-tripping form."""
     data = tensor.data
-    if tensor.datatype == "BYTES":
-        values: list[Any] = [_plain_bytes(v) for v in data.reshape(-1).tolist()]
+    if data.dtype.kind in "biuf" and data.dtype.isnative:
+        values: Any = np.ascontiguousarray(data).reshape(-1)
+    elif tensor.datatype == "BYTES":
+        values = [_plain_bytes(v) for v in data.reshape(-1).tolist()]
     elif tensor.datatype in ("FP16", "FP32", "FP64") and not np.isfinite(data).all():
         # JSON has no NaN/Infinity: non-finite values travel as null
         values = [v if math.isfinite(v) else None for v in data.reshape(-1).tolist()]
