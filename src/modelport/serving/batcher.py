@@ -209,8 +209,9 @@ class AdaptiveBatcher:
         self._counts["batches"] += 1
         self._counts["batched"] += 1
         results, seconds = _timed_batch(self._clock, self._predict, [inputs], self.name)
-        self._counts["rows"] += _weight(inputs)
-        self._buckets[size_bucket(_weight(inputs))] += 1
+        rows = _weight(inputs)
+        self._counts["rows"] += rows
+        self._buckets[size_bucket(rows)] += 1
         self._predict_s = 0.8 * self._predict_s + 0.2 * seconds
         result = results[0]
         if isinstance(result, BaseException):

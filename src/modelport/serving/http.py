@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope
 
 from modelport.core.clock import Clock
 from modelport.core.errors import (
@@ -23,6 +25,7 @@ from modelport.core.errors import (
 from modelport.serving.admission import AdmissionPolicy, parse_timeout, retry_after_header
 
 __all__ = [
+    "Incoming",
     "JSONResponse",
     "deadline_for",
     "error_headers",
@@ -36,6 +39,37 @@ log = logging.getLogger("modelport.serving")
 
 # Content types that can carry code: never accepted on the wire.
 CODE_BEARING = ("python-pickle", "x-pickle", "pickle", "joblib", "x-python-serialize")
+
+
+class Incoming:
+    """The parts of an HTTP request the hot routes read, straight from ASGI: headers as one
+    dict (lower-case names) and the body stream, without building a Starlette ``Request``."""
+
+    __slots__ = ("_receive", "headers")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.headers: dict[str, str] = {
+            key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]
+        }
+        self._receive = receive
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            body = message.get("body", b"")
+            if body:
+                yield body
+            if not message.get("more_body", False):
+                return
+
+
+class _HasBody(Protocol):
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def stream(self) -> AsyncIterator[bytes]: ...
 
 
 class JSONResponse(Response):
@@ -82,7 +116,7 @@ def error_headers(exc: BaseException) -> dict[str, str]:
     return {}
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: _HasBody, limit: int) -> bytes:
     """The request body, refused with ``RequestTooLargeError`` past ``limit`` bytes (early when
     Content-Length says so, else while streaming)."""
     declared = request.headers.get("content-length")
@@ -101,7 +135,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def check_content_type(request: Request, allowed: tuple[str, ...]) -> str:
+def check_content_type(request: _HasBody, allowed: tuple[str, ...]) -> str:
     """The request's media type; code-bearing or unlisted types are refused with 415."""
     raw = request.headers.get("content-type", "")
     media = raw.split(";", 1)[0].strip().lower()
@@ -129,7 +163,7 @@ async def read_json(request: Request, limit: int) -> Any:
 
 
 def deadline_for(
-    request: Request, parameter: object, policy: AdmissionPolicy, clock: Clock
+    request: _HasBody, parameter: object, policy: AdmissionPolicy, clock: Clock
 ) -> float | None:
     """Absolute deadline (``clock.monotonic()``) from a timeout header or request parameter."""
     header = request.headers.get("x-request-timeout") or request.headers.get("request-timeout")

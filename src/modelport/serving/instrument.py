@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,10 +109,7 @@ class _Recorder:
     ) -> Iterator[_Answer]:
         """Measure the request run in the ``with`` body; ``status(raised)`` gives its status
         class when it ends."""
-        answer = _Answer()
-        token = _ANSWER.set(answer)
-        self.metrics.in_flight.inc()
-        started = self.clock.monotonic()
+        answer, token, started = self.begin()
         raised = False
         try:
             yield answer
@@ -120,18 +117,34 @@ class _Recorder:
             raised = True
             raise
         finally:
-            elapsed = max(0.0, self.clock.monotonic() - started)
-            self.metrics.in_flight.dec()
-            _ANSWER.reset(token)
-            model = answer.model or self._served(named)
-            self.metrics.observe_request(
-                endpoint=model,
-                model=model,
-                version=answer.version,
-                protocol=protocol,
-                status_class=status(raised),
-                seconds=elapsed,
-            )
+            self.end(answer, token, started, (protocol, named), status(raised))
+
+    def begin(self) -> tuple[_Answer, Token[_Answer | None], float]:
+        answer = _Answer()
+        token = _ANSWER.set(answer)
+        self.metrics.in_flight.inc()
+        return answer, token, self.clock.monotonic()
+
+    def end(
+        self,
+        answer: _Answer,
+        token: Token[_Answer | None],
+        started: float,
+        target: tuple[str, str | None],
+        status_class: str,
+    ) -> None:
+        elapsed = max(0.0, self.clock.monotonic() - started)
+        self.metrics.in_flight.dec()
+        _ANSWER.reset(token)
+        model = answer.model or self._served(target[1])
+        self.metrics.observe_request(
+            endpoint=model,
+            model=model,
+            version=answer.version,
+            protocol=target[0],
+            status_class=status_class,
+            seconds=elapsed,
+        )
 
     def _served(self, named: str | None) -> str:
         """The model a request that no version answered was for, if it is served here (never
@@ -164,11 +177,18 @@ class RequestMetrics:
                 status = int(message["status"])
             await send(message)
 
-        # an exception escaping the app becomes a 500 (Starlette's ServerErrorMiddleware)
-        with self._recorder.measure(
-            *target, lambda raised: "5xx" if raised else f"{status // 100}xx"
-        ):
+        # an exception escaping the app becomes a 500 (Starlette's ServerErrorMiddleware);
+        # begin/end rather than ``measure``: this runs for every prediction request
+        recorder = self._recorder
+        answer, token, started = recorder.begin()
+        raised = False
+        try:
             await self.app(scope, receive, sending)
+        except BaseException:
+            raised = True
+            raise
+        finally:
+            recorder.end(answer, token, started, target, "5xx" if raised else f"{status // 100}xx")
 
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]

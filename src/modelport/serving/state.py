@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from starlette.requests import Request
-from starlette.responses import Response
+import orjson
 
 from modelport.core.clock import Clock, SystemClock
 from modelport.core.errors import InvalidInputError
@@ -14,12 +13,13 @@ from modelport.serving.binary import decode_binary_request, encode_binary_respon
 from modelport.serving.config import ServeConfig
 from modelport.serving.dataplane import DataPlane
 from modelport.serving.http import (
-    JSONResponse,
+    Incoming,
     check_content_type,
     deadline_for,
     parse_json,
     read_body,
 )
+from modelport.serving.requestid import use_request_id
 from modelport.serving.v2codec import decode_infer_request, encode_infer_response
 
 __all__ = ["ServerState"]
@@ -39,8 +39,11 @@ class ServerState:
         )
         self.limiter = InflightLimiter(self.config.max_inflight)
 
-    async def infer_v2(self, request: Request, model: str, version: int | None) -> Response:
-        """One V2 inference over REST: JSON, or Triton's binary tensor extension."""
+    async def infer_v2(
+        self, request: Incoming, model: str, version: int | None
+    ) -> tuple[bytes, str, dict[str, str]]:
+        """One V2 inference over REST (JSON, or Triton's binary tensor extension): the response
+        body, its media type and extra headers."""
         self.plane.route(model, version)  # unknown model: 404 before reading the body
         body = await read_body(request, self.admission.max_body_bytes)
         header_length = request.headers.get("inference-header-content-length")
@@ -51,13 +54,13 @@ class ServerState:
         else:
             check_content_type(request, ("application/json",))
             request_id, tensors, outputs, params = decode_infer_request(parse_json(body))
+        if request_id is not None:
+            use_request_id(request_id)  # what feedback for this prediction will refer to
         deadline = deadline_for(request, params.get("timeout"), self.admission, self.clock)
         prediction = await self.plane.predict_tensors(model, version, tensors, deadline=deadline)
         if wants_binary(params, outputs):
             payload, json_length = encode_binary_response(prediction, request_id, outputs, params)
-            return Response(
-                payload,
-                media_type="application/octet-stream",
-                headers={"Inference-Header-Content-Length": str(json_length)},
-            )
-        return JSONResponse(encode_infer_response(prediction, request_id, outputs))
+            headers = {"Inference-Header-Content-Length": str(json_length)}
+            return payload, "application/octet-stream", headers
+        response = encode_infer_response(prediction, request_id, outputs)
+        return orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY), "application/json", {}

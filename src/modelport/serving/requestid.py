@@ -1,0 +1,44 @@
+"""The id of the request being served, shared by the routes, the prediction log and the logs.
+
+A client may name its request: the V2 body ``id`` (REST and gRPC) wins, else the
+``X-Request-ID`` header; otherwise the server makes one up. The id is what ground-truth
+feedback refers to later, so every response carries it back in ``X-Request-ID``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from contextvars import ContextVar
+
+__all__ = ["HEADER", "current_request_id", "new_request_id", "use_request_id", "valid_request_id"]
+
+HEADER = "x-request-id"
+MAX_LENGTH = 256
+_SAFE = re.compile(r"[\x21-\x7e]{1,256}")  # visible ASCII: safe in a header and a log line
+_CURRENT: ContextVar[str | None] = ContextVar("modelport_request_id", default=None)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def valid_request_id(value: str | None) -> str | None:
+    """``value`` if a client-chosen id can be used as is (header-safe), else None."""
+    if value is None or _SAFE.fullmatch(value) is None:
+        return None
+    return value
+
+
+def use_request_id(value: str) -> None:
+    """Make ``value`` the id of the request running in this context."""
+    _CURRENT.set(value)
+
+
+def current_request_id() -> str:
+    """The id of the request running in this context (one is made up if none was set)."""
+    value = _CURRENT.get()
+    if value is None:
+        value = new_request_id()
+        _CURRENT.set(value)
+    return value
