@@ -143,6 +143,22 @@ def test_dataframe_columns_become_json_values() -> None:
     assert {type(v) for v in columns["count"] if v is not None} == {int}
 
 
+def test_a_one_dtype_frame_converts_like_its_columns() -> None:
+    """The one-block fast path gives exactly what the per-column path gives."""
+    floats = pd.DataFrame({"a": [1.5, np.nan], "b": [np.inf, -2.0]})
+    assert to_columns(floats) == ({"a": [1.5, None], "b": [None, -2.0]}, False)
+    ints = pd.DataFrame({"a": [1, 2], "b": [3, 2**62]})
+    columns, _ = to_columns(ints, redact=("B",))
+    assert columns == {"a": [1, 2], "b": ["[redacted]", "[redacted]"]}
+    assert type(columns["a"][0]) is int
+    flags = pd.DataFrame({"x": [True, False]})
+    assert to_columns(flags) == ({"x": [True, False]}, False)
+    assert to_columns(pd.DataFrame(np.zeros((5, 2)), columns=["p", "q"]), max_rows=3) == (
+        {"p": [0.0] * 3, "q": [0.0] * 3},
+        True,
+    )
+
+
 def test_array_with_names_mapping_and_numpy_scalars_become_python_values() -> None:
     columns, _ = to_columns(np.array([[1, 2], [3, 4]], dtype=np.int32), ("a", "b"))
     assert columns == {"a": [1, 3], "b": [2, 4]}

@@ -5,19 +5,42 @@ from __future__ import annotations
 from modelport.api.registry import Registry
 from modelport.core.model import ModelVersion
 from modelport.core.settings import Settings
+from modelport.registry.open import metadata_url
 from modelport.runtime.base import Runtime
 from modelport.serving.app import App, create_app
 from modelport.serving.config import ServeConfig
+from modelport.serving.logs import configure_logging
+from modelport.serving.monitor import resolve_log_url
 
-__all__ = ["build_app"]
+__all__ = ["MONITORING_STATE_DIR", "build_app"]
+
+#: Directory under the modelport home where a server keeps monitoring state (alert state).
+MONITORING_STATE_DIR = "monitoring"
 
 
 def build_app(settings: Settings, config: ServeConfig) -> App:
-    """A data-plane app over the registry ``settings`` describe (picklable for spawn workers)."""
+    """A data-plane app over the registry ``settings`` describe (picklable for spawn workers).
+
+    Runs in each worker process: it sets up that process' logging (``config.log_format``) and
+    monitors into ``monitor.resolve_log_url`` (the registry's PostgreSQL database in team mode,
+    else ``monitoring.db`` under the home)."""
+    configure_logging(config.log_format, config.log_level)
     registry = Registry.open(settings=settings)
     threads = config.framework_threads()
 
     def load(version: ModelVersion) -> Runtime:
         return registry.load(version.ref, threads=threads, variant=config.variant)
 
-    return create_app(config, registry.get, load, on_close=registry.close)
+    try:
+        log_url = resolve_log_url(config.monitoring, settings.home, metadata_url(settings))
+    except BaseException:
+        registry.close()
+        raise
+    return create_app(
+        config,
+        registry.get,
+        load,
+        on_close=registry.close,
+        log_url=log_url,
+        state_dir=settings.home / MONITORING_STATE_DIR,
+    )

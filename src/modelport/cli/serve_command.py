@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import click
 
 from modelport.api.serve import build_app
 from modelport.cli.context import AppContext, pass_app
-from modelport.serving.config import ServeConfig
+from modelport.monitoring.alert_rules import load_rules
+from modelport.monitoring.webhook import parse_webhook_url
+from modelport.serving.config import LogFormat, LogLevel, MonitoringConfig, ServeConfig
+from modelport.serving.logs import configure_logging
 from modelport.serving.server import run
 
 __all__ = ["serve"]
@@ -61,6 +65,75 @@ __all__ = ["serve"]
 @click.option(
     "--variant", type=click.Choice(["auto", "original", "onnx"]), default="auto", show_default=True
 )
+@click.option(
+    "--no-monitoring",
+    is_flag=True,
+    help="No rolling-window figures, prediction log, drift, accuracy or alerts.",
+)
+@click.option(
+    "--no-prediction-log",
+    is_flag=True,
+    help="Do not record predictions (feedback, accuracy and drift then have no data).",
+)
+@click.option(
+    "--log-sample-rate",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Share of requests recorded in the prediction log (by a hash of the request id).",
+)
+@click.option(
+    "--redact",
+    multiple=True,
+    metavar="FIELD",
+    help="Input or output field never written to the prediction log (repeatable).",
+)
+@click.option(
+    "--log-url",
+    default=None,
+    help="Prediction and alert log database (default: the registry's PostgreSQL database, "
+    "else monitoring.db under the home).",
+)
+@click.option(
+    "--alert-rules",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML file of alert rules (see `modelport alerts rules`).",
+)
+@click.option("--webhook", default=None, metavar="URL", help="Post alerts to this URL.")
+@click.option(
+    "--webhook-allow-host",
+    multiple=True,
+    metavar="HOST",
+    help="A host the webhook may reach (repeatable; required with --webhook).",
+)
+@click.option(
+    "--evaluate-interval",
+    "evaluate_interval_s",
+    default=15.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600, min_open=True),
+    help="Seconds between evaluations of drift, accuracy and alert rules.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines as text, or one JSON object each (with the request id).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="Level of modelport's own logs (other libraries log warnings and above).",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=None,
+    help="One log line per prediction request (default: on with --log-format json).",
+)
 @pass_app
 def serve(
     app: AppContext,
@@ -79,9 +152,37 @@ def serve(
     poll_interval_s: float,
     grace_period_s: float,
     variant: str,
+    no_monitoring: bool,
+    no_prediction_log: bool,
+    log_sample_rate: float,
+    redact: tuple[str, ...],
+    log_url: str | None,
+    alert_rules: Path | None,
+    webhook: str | None,
+    webhook_allow_host: tuple[str, ...],
+    evaluate_interval_s: float,
+    log_format: LogFormat,
+    log_level: LogLevel,
+    access_log: bool | None,
 ) -> None:
     """Serve REFS (NAME, NAME:VERSION, NAME@ALIAS) over Open Inference Protocol V2, MLflow
-    /invocations and TensorFlow Serving REST."""
+    /invocations and TensorFlow Serving REST, with monitoring: /metrics, the prediction log,
+    ground-truth feedback, drift, accuracy and alerts (see /openapi.json)."""
+    monitoring = MonitoringConfig(
+        enabled=not no_monitoring,
+        prediction_log=not no_prediction_log,
+        log_sample_rate=log_sample_rate,
+        redact=redact,
+        log_url=log_url,
+        alert_rules=str(alert_rules) if alert_rules is not None else None,
+        webhook_url=webhook,
+        webhook_allowed_hosts=webhook_allow_host,
+        evaluate_interval_s=evaluate_interval_s,
+    )
+    if alert_rules is not None:
+        load_rules(alert_rules)  # fail fast: a bad rule is reported with its place in the file
+    if webhook is not None:
+        parse_webhook_url(webhook, webhook_allow_host)
     config = ServeConfig(
         refs=refs,
         host=host,
@@ -98,6 +199,10 @@ def serve(
         poll_interval_s=poll_interval_s,
         grace_period_s=grace_period_s,
         variant=variant,
+        monitoring=monitoring,
+        log_format=log_format,
+        log_level=log_level,
+        access_log=log_format == "json" if access_log is None else access_log,
     )
     app.registry()  # fail fast (and migrate) before any worker starts
     app.close()
@@ -111,4 +216,5 @@ def serve(
             err=True,
         )
 
+    configure_logging(config.log_format, config.log_level)
     run(functools.partial(build_app, app.settings, config), config, on_bound=bound)

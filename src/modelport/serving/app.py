@@ -9,6 +9,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -28,13 +29,15 @@ from modelport.serving.instrument import (
     RequestMetrics,
     VersionGauges,
 )
+from modelport.serving.logs import RequestContext
 from modelport.serving.manager import ModelManager
 from modelport.serving.middleware import InflightLimit
+from modelport.serving.monitor import ServerMonitor
 from modelport.serving.routes import metrics as metrics_route
-from modelport.serving.routes import mlflow, openapi, tfserving, v2
+from modelport.serving.routes import mlflow, monitoring, openapi, tfserving, v2
 from modelport.serving.state import ServerState
 
-__all__ = ["App", "create_app", "server_metrics", "server_state"]
+__all__ = ["App", "create_app", "server_metrics", "server_monitor", "server_state"]
 
 App = Starlette
 
@@ -49,12 +52,17 @@ def create_app(
     clock: Clock | None = None,
     on_close: Callable[[], None] | None = None,
     metrics: ServingMetrics | None = None,
+    log_url: str | None = None,
+    state_dir: Path | None = None,
 ) -> Starlette:
     """A Starlette app serving ``config.refs``; models load in the background from lifespan
     start, so the process is live at once and ready when every served version is.
 
     ``metrics``: default, fresh ones; shared by every worker of the server when the parent set
-    ``PROMETHEUS_MULTIPROC_DIR`` (``serving.server.run`` does with several workers)."""
+    ``PROMETHEUS_MULTIPROC_DIR`` (``serving.server.run`` does with several workers).
+    ``log_url``: the prediction log's database (default: a temporary one, for tests and
+    embedding; ``monitor.resolve_log_url`` gives the server's); ``state_dir``: where the alert
+    state is kept across restarts (default: not kept)."""
     clock = clock or SystemClock()
     if metrics is None:
         metrics = create_metrics(os.environ.get(MULTIPROC_ENV) or None)
@@ -62,13 +70,36 @@ def create_app(
         max_workers=max(2, config.framework_threads() + 1), thread_name_prefix=DEDICATED_PREFIX
     )
     manager = ModelManager(config, resolve, load, executor, clock, events=MetricsEvents(metrics))
-    plane = DataPlane(manager, clock)
+    monitor = None
+    if config.monitoring.enabled:
+        monitor = ServerMonitor(
+            config.monitoring,
+            manager,
+            metrics,
+            clock,
+            log_url=log_url,
+            state_dir=state_dir,
+            shared_dir=metrics.multiprocess_dir / "monitoring"
+            if metrics.multiprocess_dir
+            else None,
+            publish_interval_s=config.metrics_interval_s,
+        )
+    plane = DataPlane(manager, clock, observer=monitor.recorder if monitor is not None else None)
     state = ServerState(config, plane, clock)
     gauges = VersionGauges(metrics, manager, config.metrics_interval_s)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         dedicate_current_thread()  # fast models predict inline on this (the loop's) thread
+        if monitor is not None:
+            try:
+                await monitor.start()
+            except BaseException:
+                await monitor.close()
+                executor.shutdown(wait=True, cancel_futures=True)
+                if on_close is not None:
+                    on_close()
+                raise
         starting = asyncio.create_task(manager.start(), name="modelport-load-models")
         starting.add_done_callback(_freeze_heap)
         if config.workers > 1:
@@ -90,6 +121,8 @@ def create_app(
                 starting.cancel()
             await asyncio.gather(starting, return_exceptions=True)
             await manager.close()
+            if monitor is not None:
+                await monitor.close()
             executor.shutdown(wait=True, cancel_futures=True)
             if on_close is not None:
                 on_close()
@@ -99,18 +132,22 @@ def create_app(
             *v2.routes(state),
             *mlflow.routes(state),
             *tfserving.routes(state),
+            *monitoring.routes(state, monitor),
             *openapi.routes(state),
             *metrics_route.routes(metrics, gauges.sample),
         ],
         lifespan=lifespan,
         middleware=[
-            # outermost, so requests the in-flight limit refuses are counted too
+            # outermost: every response carries its request id, refused ones included
+            Middleware(RequestContext, access_log=config.access_log, clock=clock),
+            # before the limit, so requests the in-flight limit refuses are counted too
             Middleware(RequestMetrics, metrics=metrics, models=plane.models, clock=clock),
             Middleware(InflightLimit, limiter=state.limiter),
         ],
     )
     app.state.modelport = state
     app.state.modelport_metrics = metrics
+    app.state.modelport_monitor = monitor
     return app
 
 
@@ -125,6 +162,12 @@ def _freeze_heap(_: object) -> None:
 def server_state(app: Starlette) -> ServerState:
     state: ServerState = app.state.modelport
     return state
+
+
+def server_monitor(app: Starlette) -> ServerMonitor | None:
+    """The app's monitor (None when monitoring is turned off)."""
+    monitor: ServerMonitor | None = app.state.modelport_monitor
+    return monitor
 
 
 def server_metrics(app: Starlette) -> ServingMetrics:

@@ -2,11 +2,113 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from modelport.core.refs import ModelRef
 
-__all__ = ["ServeConfig"]
+__all__ = ["LogFormat", "LogLevel", "MonitoringConfig", "ServeConfig"]
+
+LogFormat = Literal["text", "json"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+_MAX_WINDOW_S = 30 * 24 * 3600
+
+
+class MonitoringConfig(BaseModel):
+    """What the server watches: rolling windows, the prediction log, drift, accuracy, alerts.
+
+    Self-contained (plain values only) so that a deployment spec can embed it as it is."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(
+        default=True,
+        description="Rolling-window figures, the prediction log, drift, accuracy and alerts. "
+        "Off: none of them, and the monitoring routes answer 404.",
+    )
+    prediction_log: bool = Field(
+        default=True,
+        description="Record predictions (inputs, outputs, latency) in the prediction log; "
+        "feedback, accuracy and drift need it.",
+    )
+    log_sample_rate: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of requests recorded, chosen by a hash of the request id.",
+    )
+    redact: tuple[str, ...] = Field(
+        default=(),
+        description="Input or output fields (case-insensitive) whose values are never written "
+        "to the prediction log.",
+    )
+    log_url: str | None = Field(
+        default=None,
+        description="Database of the prediction log and the alert log (sqlite:///PATH or "
+        "postgresql+psycopg://...). Default: the registry's PostgreSQL database when it has "
+        "one, else monitoring.db under the modelport home.",
+    )
+    log_capacity: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description="Records waiting to be written before new ones are dropped (and counted "
+        "in modelport_prediction_log_dropped_total).",
+    )
+    window_s: int = Field(
+        default=300,
+        ge=1,
+        le=_MAX_WINDOW_S,
+        description="Rolling window of the live latency, rate and error-rate figures.",
+    )
+    drift_window_s: int = Field(
+        default=3600, ge=1, le=_MAX_WINDOW_S, description="Logged inputs compared for drift."
+    )
+    accuracy_window_s: int = Field(
+        default=3600,
+        ge=1,
+        le=_MAX_WINDOW_S,
+        description="Predictions (by the time they were made) whose labels make the accuracy.",
+    )
+    drift_psi: float = Field(
+        default=0.2, gt=0, description="PSI at or above which a feature may be drifted."
+    )
+    drift_p_value: float = Field(
+        default=0.01,
+        gt=0,
+        lt=1,
+        description="The KS / chi-squared p-value below which a PSI above drift_psi is drift.",
+    )
+    drift_min_samples: int = Field(
+        default=30, ge=1, description="Fewer logged values give 'insufficient data'."
+    )
+    alert_rules: str | None = Field(
+        default=None, description="YAML file of alert rules ({rules: [...]})."
+    )
+    webhook_url: str | None = Field(
+        default=None, description="Where firing and resolved alerts are posted (Alertmanager v4)."
+    )
+    webhook_allowed_hosts: tuple[str, ...] = Field(
+        default=(),
+        description="Hosts the webhook may reach (exact names, *.suffix patterns, IPs); "
+        "required with webhook_url.",
+    )
+    evaluate_interval_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="How often drift, accuracy and alert rules are evaluated.",
+    )
+
+    @model_validator(mode="after")
+    def _webhook_needs_hosts(self) -> MonitoringConfig:
+        if self.webhook_url is not None and not self.webhook_allowed_hosts:
+            raise ValueError(
+                "a webhook URL needs the hosts it may reach: list the receiver's host in "
+                "webhook_allowed_hosts (--webhook-allow-host HOST)"
+            )
+        return self
 
 
 class ServeConfig(BaseModel):
@@ -65,6 +167,23 @@ class ServeConfig(BaseModel):
         le=60,
         description="With several workers: how often each refreshes its queue-depth and "
         "readiness gauges for /metrics (one worker refreshes them on every scrape).",
+    )
+
+    monitoring: MonitoringConfig = Field(
+        default_factory=MonitoringConfig, description="Monitoring of the served versions."
+    )
+    log_format: LogFormat = Field(
+        default="text",
+        description="text (human-readable lines) or json (one JSON object per record, with "
+        "the request id).",
+    )
+    log_level: LogLevel = Field(
+        default="info", description="Level of modelport's own loggers (others log warnings)."
+    )
+    access_log: bool = Field(
+        default=False,
+        description="Log one line per prediction request (method, path, status, latency, "
+        "model, version, request id; never payload values).",
     )
 
     @field_validator("refs")

@@ -3,24 +3,54 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from modelport.core.clock import Clock, SystemClock
 from modelport.core.signature import Signature
 from modelport.serving.adapt import frame_for_signature, rows_of, tensors_to_input
 from modelport.serving.instrument import answered_by
+from modelport.serving.logs import note_answer
 from modelport.serving.manager import ModelManager, Served
+from modelport.serving.requestid import current_request_id
 from modelport.serving.types import ModelInfo, Prediction, Tensor, VersionStatus
 
-__all__ = ["DataPlane"]
+__all__ = ["DataPlane", "PredictionObserver"]
+
+
+class PredictionObserver(Protocol):
+    """Told about every prediction the data plane runs (monitoring listens here).
+
+    Called on the event loop right after the model answered (``prediction``) or failed
+    (``prediction`` None, ``error`` the exception): it must take microseconds and never raise.
+    ``latency_s`` is the time spent queued and in the model; ``inputs`` are the model's input
+    as it was run (not to be modified)."""
+
+    def observed(
+        self,
+        served: Served,
+        inputs: Any,
+        prediction: Prediction | None,
+        latency_s: float,
+        *,
+        request_id: str,
+        ok: bool,
+        error: BaseException | None = None,
+    ) -> None: ...
 
 
 class DataPlane:
     """Answers predictions and metadata for the versions a ``ModelManager`` serves."""
 
-    def __init__(self, manager: ModelManager, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        manager: ModelManager,
+        clock: Clock | None = None,
+        *,
+        observer: PredictionObserver | None = None,
+    ) -> None:
         self.manager = manager
         self.clock = clock or SystemClock()
+        self.observer = observer
         # Set on SIGTERM: readiness turns false so balancers stop sending, while requests that
         # still arrive are answered until the server stops accepting connections.
         self.draining = False
@@ -102,10 +132,29 @@ class DataPlane:
         prediction passes here: the request's metrics are labelled with this version."""
         served = self.manager.route(model, version)
         answered_by(served.name, served.number)
+        note_answer(served.name, served.number)
         return served
 
     async def _run(self, served: Served, inputs: Any, deadline: float | None) -> Prediction:
         assert served.batcher is not None
-        with self.manager.using(served):
-            outputs = await served.batcher.submit(inputs, deadline)
-        return Prediction(served.name, served.number, outputs, rows_of(inputs))
+        observer = self.observer
+        if observer is None:
+            with self.manager.using(served):
+                outputs = await served.batcher.submit(inputs, deadline)
+            return Prediction(served.name, served.number, outputs, rows_of(inputs))
+        clock = self.clock
+        started = clock.monotonic()
+        try:
+            with self.manager.using(served):
+                outputs = await served.batcher.submit(inputs, deadline)
+            prediction = Prediction(served.name, served.number, outputs, rows_of(inputs))
+        except Exception as exc:
+            latency = clock.monotonic() - started
+            rid = current_request_id()
+            observer.observed(served, inputs, None, latency, request_id=rid, ok=False, error=exc)
+            raise
+        latency = clock.monotonic() - started
+        observer.observed(
+            served, inputs, prediction, latency, request_id=current_request_id(), ok=True
+        )
+        return prediction

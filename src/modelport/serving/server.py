@@ -56,6 +56,9 @@ def _uvicorn_config(app: Starlette, config: ServeConfig) -> uvicorn.Config:
         app,
         lifespan="on",
         log_level="warning",
+        # uvicorn's records go to the root logger, so they come out in the server's log
+        # format (``serving.logs.configure_logging``) rather than uvicorn's own text lines
+        log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(config.grace_period_s) or None,
         timeout_keep_alive=30,

@@ -31,6 +31,8 @@ from modelport.serving.grpc.convert import (
     parse_version,
 )
 from modelport.serving.http import error_headers, public_message
+from modelport.serving.logs import bind_request
+from modelport.serving.requestid import HEADER, new_request_id, valid_request_id
 from modelport.serving.routes.v2 import tensor_descriptors
 from modelport.serving.v2codec import select_outputs
 
@@ -83,7 +85,13 @@ class InferenceServicer:
         return encode_model_metadata(info, inputs, outputs)
 
     async def model_infer(self, request: Any, context: Context) -> Any:
+        """One inference; the request's ``id`` (else a fresh one) is its request id, in the
+        prediction log and the logs, and is sent back in the ``x-request-id`` trailer."""
         call = decode_infer_request(request)
+        request_id = call.request_id or new_request_id()
+        bind_request(request_id)
+        if valid_request_id(request_id) is not None:
+            context.set_trailing_metadata(((HEADER, request_id),))
         deadline = self.request_deadline(call.parameters.get("timeout"), context.time_remaining())
         prediction = await self.plane.predict_tensors(
             call.model, call.version, call.inputs, deadline=deadline

@@ -15,17 +15,25 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from modelport._version import __version__
+from modelport.serving.routes.openapi_monitoring import monitoring_paths, monitoring_schemas
+from modelport.serving.routes.openapi_parts import (
+    MONITORING,
+    json_body,
+    obj,
+    operation,
+    ref,
+    text_body,
+)
 from modelport.serving.state import ServerState
 
 __all__ = ["openapi_document", "routes"]
 
-V2, MLFLOW, TF, HEALTH, DOCS, MONITORING = (
+V2, MLFLOW, TF, HEALTH, DOCS = (
     "Open Inference Protocol (V2)",
     "MLflow scoring",
     "TensorFlow Serving REST",
     "Health",
     "Documentation",
-    "Monitoring",
 )
 _PARAM = re.compile(r"\{(\w+)\}")
 _PATH_PARAMS: dict[str, dict[str, Any]] = {
@@ -51,149 +59,105 @@ _TIMEOUT = {
     "description": "Deadline in seconds (e.g. `2.5`); also `Request-Timeout` or `grpc-timeout`.",
     "schema": {"type": "string"},
 }
-_STATUS_TEXT = {
-    400: "Malformed request or input that does not match the model's signature.",
-    404: "Unknown model, version or label.",
-    413: "Request body larger than the server's limit.",
-    415: "Unsupported content type.",
-    500: "The model or the server failed.",
-    501: "Not implemented.",
-    503: "Not ready, draining or overloaded; see Retry-After.",
-    504: "The request's deadline passed.",
-}
 _PREDICT_ERRORS = (400, 404, 413, 415, 500, 503, 504)
 _META_ERRORS = (400, 404, 503)
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _op(
-    tag: str,
-    summary: str,
-    ok: dict[str, Any],
-    *,
-    errors: tuple[int, ...] = (),
-    error: str = "V2Error",
-    body: dict[str, Any] | None = None,
-    extra: dict[int, dict[str, Any]] | None = None,
-    timeout: bool = False,
-) -> dict[str, Any]:
-    responses: dict[str, Any] = {"200": ok}
-    for status, response in (extra or {}).items():
-        responses[str(status)] = response
-    for status in errors:
-        responses.setdefault(str(status), _json(_ref(error), _STATUS_TEXT[status]))
-    op: dict[str, Any] = {"tags": [tag], "summary": summary, "responses": responses}
-    if body is not None:
-        op["requestBody"] = body
-    if timeout:
-        op["parameters"] = [_TIMEOUT]
-    return op
-
-
-def _text(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
-
-
 def _paths() -> dict[str, dict[str, Any]]:
-    infer = _op(
+    infer = operation(
         V2,
         "Run inference (JSON, or binary tensor data with Inference-Header-Content-Length).",
-        _json(_ref("V2InferenceResponse")),
+        json_body(ref("V2InferenceResponse")),
         errors=_PREDICT_ERRORS,
-        timeout=True,
+        parameters=[_TIMEOUT],
         body={
             "required": True,
             "content": {
-                "application/json": {"schema": _ref("V2InferenceRequest")},
+                "application/json": {"schema": ref("V2InferenceRequest")},
                 "application/octet-stream": {
                     "schema": {"type": "string", "contentMediaType": "application/octet-stream"}
                 },
             },
         },
     )
-    model_meta = _op(V2, "Model metadata.", _json(_ref("V2ModelMetadata")), errors=_META_ERRORS)
-    model_ready = _op(
+    model_meta = operation(
+        V2, "Model metadata.", json_body(ref("V2ModelMetadata")), errors=_META_ERRORS
+    )
+    model_ready = operation(
         V2,
         "Is the model (version) ready?",
-        _json(_ref("V2ModelReady")),
+        json_body(ref("V2ModelReady")),
         errors=(400, 404),
-        extra={503: _json(_ref("V2ModelReady"), "Not ready.")},
+        extra={503: json_body(ref("V2ModelReady"), "Not ready.")},
     )
     mlflow_body = {
         "required": True,
         "content": {
-            "application/json": {"schema": _ref("MlflowRequest")},
+            "application/json": {"schema": ref("MlflowRequest")},
             "text/csv": {"schema": {"type": "string", "description": "CSV with a header row."}},
         },
     }
-    score = _op(
+    score = operation(
         MLFLOW,
         "Score rows (MLflow scoring protocol).",
-        _json(_ref("MlflowResponse")),
+        json_body(ref("MlflowResponse")),
         errors=_PREDICT_ERRORS,
         error="MlflowError",
         body=mlflow_body,
-        timeout=True,
+        parameters=[_TIMEOUT],
     )
-    ping = _op(
+    ping = operation(
         HEALTH,
         "MLflow health check: 200 when every served version is ready, else 404.",
         {"description": "Ready (body is a newline)."},
         extra={404: {"description": "Not ready."}},
     )
-    tf_predict = _op(
+    tf_predict = operation(
         TF,
         "Predict (row format `instances` or columnar format `inputs`).",
-        _json(_ref("TfPredictResponse")),
+        json_body(ref("TfPredictResponse")),
         errors=(*_PREDICT_ERRORS, 501),
         error="TfError",
-        timeout=True,
+        parameters=[_TIMEOUT],
         body={
             "required": True,
-            "content": {"application/json": {"schema": _ref("TfPredictRequest")}},
+            "content": {"application/json": {"schema": ref("TfPredictRequest")}},
         },
     )
-    tf_status = _op(
+    tf_status = operation(
         TF,
         "Model version status.",
-        _json(_ref("TfModelStatus")),
+        json_body(ref("TfModelStatus")),
         errors=(400, 404),
         error="TfError",
     )
-    tf_meta = _op(
+    tf_meta = operation(
         TF,
         "Model metadata (signature def).",
-        _json(_ref("TfModelMetadata")),
+        json_body(ref("TfModelMetadata")),
         errors=_META_ERRORS,
         error="TfError",
     )
     v1 = "/v1/models/{name}"
     paths: dict[str, dict[str, Any]] = {
-        "/v2/health/live": {"get": _op(HEALTH, "Liveness.", _json(_ref("V2Live")))},
+        "/v2/health/live": {"get": operation(HEALTH, "Liveness.", json_body(ref("V2Live")))},
         "/v2/health/ready": {
-            "get": _op(
+            "get": operation(
                 HEALTH,
                 "Readiness: every version taking traffic is loaded, warmed and smoke-tested.",
-                _json(_ref("V2Ready")),
-                extra={503: _json(_ref("V2Ready"), "Not ready.")},
+                json_body(ref("V2Ready")),
+                extra={503: json_body(ref("V2Ready"), "Not ready.")},
             )
         },
-        "/v2": {"get": _op(V2, "Server metadata.", _json(_ref("V2ServerMetadata")))},
+        "/v2": {"get": operation(V2, "Server metadata.", json_body(ref("V2ServerMetadata")))},
         "/v2/repository/index": {
-            "post": _op(
+            "post": operation(
                 V2,
                 "Every model version the server knows, with its state.",
-                _json({"type": "array", "items": _ref("V2RepositoryEntry")}),
+                json_body({"type": "array", "items": ref("V2RepositoryEntry")}),
                 body={
                     "required": False,
-                    "content": {"application/json": {"schema": _ref("V2RepositoryIndexRequest")}},
+                    "content": {"application/json": {"schema": ref("V2RepositoryIndexRequest")}},
                 },
             )
         },
@@ -208,7 +172,9 @@ def _paths() -> dict[str, dict[str, Any]]:
         "/models/{name}/versions/{version}/invocations": {"post": score},
         "/ping": {"get": ping},
         "/health": {"get": ping},
-        "/version": {"get": _op(MLFLOW, "The server's version.", _text("Version string."))},
+        "/version": {
+            "get": operation(MLFLOW, "The server's version.", text_body("Version string."))
+        },
         v1: {"get": tf_status},
         v1 + "/versions/{version}": {"get": tf_status},
         v1 + "/labels/{label}": {"get": tf_status},
@@ -219,15 +185,18 @@ def _paths() -> dict[str, dict[str, Any]]:
         v1 + "/versions/{version}:{verb}": {"post": tf_predict},
         v1 + "/labels/{label}:{verb}": {"post": tf_predict},
         "/openapi.json": {
-            "get": _op(DOCS, "This document.", _json({"type": "object"}, "OpenAPI 3.1 document."))
-        },
-        "/metrics": {
-            "get": _op(
-                MONITORING,
-                "Prometheus metrics of every worker (requests, latency, queues, batches, models).",
-                _text("Prometheus text exposition format."),
+            "get": operation(
+                DOCS, "This document.", json_body({"type": "object"}, "OpenAPI 3.1 document.")
             )
         },
+        "/metrics": {
+            "get": operation(
+                MONITORING,
+                "Prometheus metrics of every worker (requests, latency, queues, batches, models).",
+                text_body("Prometheus text exposition format."),
+            )
+        },
+        **monitoring_paths(),
     }
     out: dict[str, dict[str, Any]] = {}
     for path, item in paths.items():
@@ -246,24 +215,17 @@ _DATATYPES = [
 _ANY_PARAMS = {"type": "object", "additionalProperties": True}
 
 
-def _obj(required: list[str], **properties: Any) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object", "properties": properties}
-    if required:
-        schema["required"] = required
-    return schema
-
-
 def _schemas() -> dict[str, Any]:
     string, boolean = {"type": "string"}, {"type": "boolean"}
     strings = {"type": "array", "items": string}
     shape = {"type": "array", "items": {"type": "integer"}}
-    tensor_meta = _obj(
+    tensor_meta = obj(
         ["name", "datatype", "shape"],
         name=string,
         datatype={"type": "string", "enum": _DATATYPES},
         shape=shape,
     )
-    tensor = _obj(
+    tensor = obj(
         ["name", "datatype", "shape", "data"],
         name=string,
         datatype={"type": "string", "enum": _DATATYPES},
@@ -272,69 +234,69 @@ def _schemas() -> dict[str, Any]:
         data={"type": "array", "description": "Row-major elements, flat or nested."},
     )
     records = {"type": "array", "items": _ANY_PARAMS}
-    tensor_info = _obj(
+    tensor_info = obj(
         ["dtype", "tensor_shape", "name"],
         dtype={"type": "string", "description": "DT_FLOAT, DT_DOUBLE, DT_INT64, DT_STRING..."},
-        tensor_shape=_obj(
+        tensor_shape=obj(
             ["dim", "unknown_rank"],
-            dim={"type": "array", "items": _obj(["size"], size=string, name=string)},
+            dim={"type": "array", "items": obj(["size"], size=string, name=string)},
             unknown_rank=boolean,
         ),
         name=string,
     )
     return {
-        "V2Error": _obj(["error"], error=string),
-        "V2Live": _obj(["live"], live=boolean),
-        "V2Ready": _obj(["ready"], ready=boolean),
-        "V2ModelReady": _obj(["name", "ready"], name=string, ready=boolean),
-        "V2ServerMetadata": _obj(
+        "V2Error": obj(["error"], error=string),
+        "V2Live": obj(["live"], live=boolean),
+        "V2Ready": obj(["ready"], ready=boolean),
+        "V2ModelReady": obj(["name", "ready"], name=string, ready=boolean),
+        "V2ServerMetadata": obj(
             ["name", "version", "extensions"], name=string, version=string, extensions=strings
         ),
         "V2TensorMetadata": tensor_meta,
-        "V2ModelMetadata": _obj(
+        "V2ModelMetadata": obj(
             ["name", "platform", "inputs", "outputs"],
             name=string,
             versions=strings,
             platform=string,
-            inputs={"type": "array", "items": _ref("V2TensorMetadata")},
-            outputs={"type": "array", "items": _ref("V2TensorMetadata")},
+            inputs={"type": "array", "items": ref("V2TensorMetadata")},
+            outputs={"type": "array", "items": ref("V2TensorMetadata")},
             parameters=_ANY_PARAMS,
         ),
         "V2Tensor": tensor,
-        "V2RequestedOutput": _obj(["name"], name=string, parameters=_ANY_PARAMS),
-        "V2InferenceRequest": _obj(
+        "V2RequestedOutput": obj(["name"], name=string, parameters=_ANY_PARAMS),
+        "V2InferenceRequest": obj(
             ["inputs"],
             id=string,
             parameters=_ANY_PARAMS,
-            inputs={"type": "array", "items": _ref("V2Tensor"), "minItems": 1},
-            outputs={"type": "array", "items": _ref("V2RequestedOutput")},
+            inputs={"type": "array", "items": ref("V2Tensor"), "minItems": 1},
+            outputs={"type": "array", "items": ref("V2RequestedOutput")},
         ),
-        "V2InferenceResponse": _obj(
+        "V2InferenceResponse": obj(
             ["model_name", "outputs"],
             model_name=string,
             model_version=string,
             id=string,
             parameters=_ANY_PARAMS,
-            outputs={"type": "array", "items": _ref("V2Tensor")},
+            outputs={"type": "array", "items": ref("V2Tensor")},
         ),
-        "V2RepositoryIndexRequest": _obj([], ready=boolean),
-        "V2RepositoryEntry": _obj(
+        "V2RepositoryIndexRequest": obj([], ready=boolean),
+        "V2RepositoryEntry": obj(
             ["name", "state"],
             name=string,
             version=string,
             state={"type": "string", "enum": ["READY", "LOADING", "UNAVAILABLE"]},
             reason=string,
         ),
-        "MlflowDataframeSplit": _obj(
+        "MlflowDataframeSplit": obj(
             ["data"],
             columns=strings,
             data={"type": "array", "description": "Rows, each a list with one value per column."},
             index={"type": "array"},
         ),
         "MlflowRequest": {
-            **_obj(
+            **obj(
                 [],
-                dataframe_split=_ref("MlflowDataframeSplit"),
+                dataframe_split=ref("MlflowDataframeSplit"),
                 dataframe_records=records,
                 instances={"type": "array", "description": "Rows, or one object per row."},
                 inputs={
@@ -350,7 +312,7 @@ def _schemas() -> dict[str, Any]:
                 {"required": ["inputs"]},
             ],
         },
-        "MlflowResponse": _obj(
+        "MlflowResponse": obj(
             ["predictions"],
             predictions={
                 "type": "array",
@@ -358,7 +320,7 @@ def _schemas() -> dict[str, Any]:
                 "output), or one object per row when the model has several other outputs.",
             },
         ),
-        "MlflowError": _obj(
+        "MlflowError": obj(
             ["error_code", "message"],
             error_code={
                 "type": "string",
@@ -374,7 +336,7 @@ def _schemas() -> dict[str, Any]:
             message=string,
         ),
         "TfPredictRequest": {
-            **_obj(
+            **obj(
                 [],
                 signature_name={"type": "string", "enum": ["", "serving_default"]},
                 instances={"type": "array", "description": "Rows, or one object per row."},
@@ -387,7 +349,7 @@ def _schemas() -> dict[str, Any]:
         },
         "TfPredictResponse": {
             "oneOf": [
-                _obj(
+                obj(
                     ["predictions"],
                     predictions={
                         "type": "array",
@@ -395,7 +357,7 @@ def _schemas() -> dict[str, Any]:
                         "output name to value.",
                     },
                 ),
-                _obj(
+                obj(
                     ["outputs"],
                     outputs={
                         "type": ["array", "object"],
@@ -405,47 +367,46 @@ def _schemas() -> dict[str, Any]:
                 ),
             ]
         },
-        "TfModelStatus": _obj(
+        "TfModelStatus": obj(
             ["model_version_status"],
             model_version_status={
                 "type": "array",
-                "items": _obj(
+                "items": obj(
                     ["version", "state", "status"],
                     version=string,
                     state={
                         "type": "string",
                         "enum": ["LOADING", "AVAILABLE", "UNLOADING", "END", "UNKNOWN"],
                     },
-                    status=_obj(
+                    status=obj(
                         ["error_code", "error_message"], error_code=string, error_message=string
                     ),
                 ),
             },
         ),
         "TfTensorInfo": tensor_info,
-        "TfSignatureDef": _obj(
+        "TfSignatureDef": obj(
             ["inputs", "outputs", "method_name"],
-            inputs={"type": "object", "additionalProperties": _ref("TfTensorInfo")},
-            outputs={"type": "object", "additionalProperties": _ref("TfTensorInfo")},
+            inputs={"type": "object", "additionalProperties": ref("TfTensorInfo")},
+            outputs={"type": "object", "additionalProperties": ref("TfTensorInfo")},
             method_name=string,
         ),
-        "TfModelMetadata": _obj(
+        "TfModelMetadata": obj(
             ["model_spec", "metadata"],
-            model_spec=_obj(
-                ["name", "version"], name=string, signature_name=string, version=string
-            ),
-            metadata=_obj(
+            model_spec=obj(["name", "version"], name=string, signature_name=string, version=string),
+            metadata=obj(
                 ["signature_def"],
-                signature_def=_obj(
+                signature_def=obj(
                     ["signature_def"],
                     signature_def={
                         "type": "object",
-                        "additionalProperties": _ref("TfSignatureDef"),
+                        "additionalProperties": ref("TfSignatureDef"),
                     },
                 ),
             ),
         ),
-        "TfError": _obj(["error"], error=string),
+        "TfError": obj(["error"], error=string),
+        **monitoring_schemas(),
     }
 
 
@@ -457,7 +418,9 @@ def openapi_document() -> dict[str, Any]:
             "title": "modelport data plane",
             "version": __version__,
             "description": "Predictions over the Open Inference Protocol (KServe V2), the "
-            "MLflow scoring protocol and the TensorFlow Serving REST API.",
+            "MLflow scoring protocol and the TensorFlow Serving REST API; their monitoring "
+            "(metrics, status, drift, ground-truth feedback, alerts). Every response carries "
+            "the request's id in X-Request-ID.",
         },
         "tags": [{"name": t} for t in (V2, MLFLOW, TF, HEALTH, DOCS, MONITORING)],
         "paths": _paths(),
