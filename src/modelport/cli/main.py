@@ -12,6 +12,10 @@ from pydantic import ValidationError
 from modelport._version import __version__
 from modelport.cli.context import AppContext
 from modelport.cli.errors import exit_code
+from modelport.cli.monitor_alerts import alerts
+from modelport.cli.monitor_commands import status
+from modelport.cli.monitor_drift import drift
+from modelport.cli.monitor_feedback import feedback
 from modelport.cli.predict_command import predict
 from modelport.cli.quickstart import quickstart
 from modelport.cli.registry_commands import (
@@ -58,6 +62,8 @@ def cli(
 
 
 for command in (register, models, alias, audit, env, data, predict, serve, quickstart):
+    cli.add_command(command)
+for command in (status, drift, feedback, alerts):
     cli.add_command(command)
 
 
