@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 
@@ -511,3 +512,22 @@ def test_times_stay_aware_and_latest_record_wins_in_order(closing: list[Predicti
         log.submit(record(f"r{i}", time=T0 + timedelta(seconds=i)))
     assert log.flush(WAIT_S)
     assert [r.time for r in sink.records] == [T0 + timedelta(seconds=i) for i in range(3)]
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        np.arange(12, dtype=np.float64).reshape(4, 3) / 7,
+        np.arange(12, dtype=np.int32).reshape(4, 3) - 5,
+        np.array([[1.0, np.nan, 2.0], [np.inf, 0.5, -1.0]]),  # non-finite: value by value
+        np.array([[2**63, 1, 2]], dtype=np.uint64),  # past int64: the general rules decide
+    ],
+)
+def test_a_numeric_block_converts_like_its_columns_one_by_one(block: np.ndarray) -> None:
+    names = ("a", "b", "c")
+    by_column = {name: block[:, j] for j, name in enumerate(names)}
+    for caps in ({}, {"max_rows": 2}, {"redact": {"B"}}):
+        fast = to_columns(block, names, **caps)  # type: ignore[arg-type]
+        general = to_columns(by_column, **caps)  # type: ignore[arg-type]
+        assert fast == general
+        assert orjson.dumps(fast[0]) == orjson.dumps(general[0])

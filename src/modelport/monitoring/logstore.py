@@ -36,6 +36,7 @@ from modelport.monitoring.accuracy import (
 from modelport.monitoring.feedback import FeedbackItem
 from modelport.monitoring.logstore_queries import (
     PREDICTION_KEY,
+    CompiledWrite,
     counts_query,
     ids_query,
     labeled_query,
@@ -100,6 +101,7 @@ class SqlPredictionStore:
             self._engine, self._owned = make_log_engine(engine_or_url), True
         self._reader = read_only(self._engine)
         self._dialect = self._engine.dialect.name
+        self._insert: CompiledWrite | None = None
         self._clock = clock or SystemClock()
 
     @classmethod
@@ -154,8 +156,12 @@ class SqlPredictionStore:
             rows[tuple(row[k] for k in PREDICTION_KEY)] = row
         if not rows:
             return
+        values = list(rows.values())
+        if self._insert is None:
+            statement = upsert_predictions(self._dialect)
+            self._insert = CompiledWrite(statement, self._engine.dialect, list(values[0]))
         with self._begin("writing prediction records") as conn:
-            conn.execute(upsert_predictions(self._dialect), list(rows.values()))
+            self._insert.run(conn, values)
 
     # -- ground truth -------------------------------------------------------------------------
     def add_feedback(self, model: str, items: Iterable[FeedbackItem]) -> FeedbackResult:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -47,6 +48,13 @@ __all__ = [
     "prepare_record",
     "sample_in",
 ]
+
+# The writer shares the GIL with the server's event loop. Python hands a contended GIL over
+# only every 5 ms, so a writer converting hundreds of records in one go stalls requests by up
+# to that much (measured: p95 0.33 -> 2.9 ms at 3,000 req/s). It gives the GIL back after every
+# few records, and writes in small transactions, so a request waits at most ~1 ms for it.
+_YIELD_EVERY = 16
+_WRITE_CHUNK = 64
 
 _log = logging.getLogger(__name__)
 
@@ -235,21 +243,26 @@ class PredictionLog:
             return
         ready: list[PredictionRecord] = []
         failed: Counter[tuple[str, str]] = Counter()
-        for record in batch:
+        for position, record in enumerate(batch, start=1):
             try:
                 ready.append(prepare_record(record, redact=self._redact, **self._caps))
             except Exception as exc:  # a record that cannot be stored must not stop the others
                 failed[(record.model, record.version)] += 1
                 self._report("a prediction record could not be converted", exc, 1)
-        if ready:
+            if position % _YIELD_EVERY == 0:
+                time.sleep(0)  # hand the GIL back (see _YIELD_EVERY)
+        written = 0
+        for start in range(0, len(ready), _WRITE_CHUNK):
+            chunk = ready[start : start + _WRITE_CHUNK]
             try:
-                self._sink.write(ready)
+                self._sink.write(chunk)
+                written += len(chunk)
             except Exception as exc:  # the sink's failure is counted, never raised to callers
-                failed.update((r.model, r.version) for r in ready)
-                self._report("writing to the prediction log failed", exc, len(ready))
-                ready = []
+                failed.update((r.model, r.version) for r in chunk)
+                self._report("writing to the prediction log failed", exc, len(chunk))
+            time.sleep(0)
         with self._cond:
-            self._counts["written"] += len(ready)
+            self._counts["written"] += written
             self._counts["dropped_error"] += failed.total()
         if failed:
             self._dropped(failed)

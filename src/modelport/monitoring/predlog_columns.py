@@ -62,6 +62,9 @@ def to_columns(
     if isinstance(data, Columns):
         return data, False
     keys = frozenset(k.casefold() for k in redact)
+    fast = _block_columns(data, names, min(max_rows, max(1, max_values)), max_rows, keys)
+    if fast is not None:
+        return fast
     out = Columns()
     truncated = False
     for name, values in _raw_columns(data, names):
@@ -75,6 +78,47 @@ def to_columns(
         if column is not None:
             out[name] = column
     return out, truncated
+
+
+def _numeric_block(
+    data: Any, names: tuple[str, ...] | None
+) -> tuple[np.ndarray[Any, Any], list[str]] | None:
+    """A 2-D array of one numeric dtype with its column labels, when ``data`` is one."""
+    if isinstance(data, np.ndarray):
+        if data.ndim != 2 or data.dtype.kind not in "biuf":
+            return None
+        width = data.shape[1]
+        if names is not None and len(names) != width:
+            raise ValueError(f"{len(names)} input names given for an array of {width} columns")
+        return data, [str(n) for n in names] if names else [f"input_{j}" for j in range(width)]
+    pd = _pandas()
+    if pd is not None and isinstance(data, pd.DataFrame) and data.shape[1] > 0:
+        dtypes = set(data.dtypes.tolist())
+        first = next(iter(dtypes))
+        if len(dtypes) == 1 and isinstance(first, np.dtype) and first.kind in "biuf":
+            return data.to_numpy(), [str(c) for c in data.columns]
+    return None
+
+
+def _block_columns(
+    data: Any, names: tuple[str, ...] | None, keep: int, max_rows: int, keys: frozenset[str]
+) -> tuple[Columns, bool] | None:
+    """The columns of a finite numeric block in one ``tolist`` (the usual tabular request:
+    ~10x cheaper than a column at a time); None when the general path must decide."""
+    found = _numeric_block(data, names)
+    if found is None:
+        return None
+    block, labels = found
+    n = int(block.shape[0])
+    part = block[:keep]
+    if part.dtype.kind == "f" and not np.isfinite(part).all():
+        return None  # NaN and infinities become null value by value
+    if part.dtype.kind in "iu" and part.size and (part.min() < _INT_MIN or part.max() > _INT_MAX):
+        return None  # integers beyond what JSON readers keep exactly travel as strings
+    out = Columns()
+    for label, column in zip(labels, part.T.tolist(), strict=True):
+        out[label] = [REDACTED] * min(n, max_rows) if label.casefold() in keys else column
+    return out, n > len(part)
 
 
 def _raw_columns(data: Any, names: tuple[str, ...] | None) -> list[tuple[str, Any]]:
