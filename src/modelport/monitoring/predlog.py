@@ -241,22 +241,19 @@ class PredictionLog:
     def _write(self, batch: list[PredictionRecord]) -> None:
         if not batch:
             return
-        ready: list[PredictionRecord] = []
         failed: Counter[tuple[str, str]] = Counter()
-        for position, record in enumerate(batch, start=1):
-            try:
-                ready.append(prepare_record(record, redact=self._redact, **self._caps))
-            except Exception as exc:  # a record that cannot be stored must not stop the others
-                failed[(record.model, record.version)] += 1
-                self._report("a prediction record could not be converted", exc, 1)
-            if position % _YIELD_EVERY == 0:
-                time.sleep(0)  # hand the GIL back (see _YIELD_EVERY)
+        # A converting sink (ProcessSink) redacts and converts in its own process: it gets
+        # the raw batch in one piece. Otherwise the conversion runs here, in small steps.
+        converts = bool(getattr(self._sink, "converts", False))
+        ready = batch if converts else self._prepared(batch, failed)
+        step = max(1, len(ready)) if converts else _WRITE_CHUNK
         written = 0
-        for start in range(0, len(ready), _WRITE_CHUNK):
-            chunk = ready[start : start + _WRITE_CHUNK]
+        for start in range(0, len(ready), step):
+            chunk = ready[start : start + step]
             try:
-                self._sink.write(chunk)
-                written += len(chunk)
+                rejected = self._sink.write(chunk) or ()
+                written += len(chunk) - len(rejected)
+                failed.update(rejected)
             except Exception as exc:  # the sink's failure is counted, never raised to callers
                 failed.update((r.model, r.version) for r in chunk)
                 self._report("writing to the prediction log failed", exc, len(chunk))
@@ -266,6 +263,20 @@ class PredictionLog:
             self._counts["dropped_error"] += failed.total()
         if failed:
             self._dropped(failed)
+
+    def _prepared(
+        self, batch: list[PredictionRecord], failed: Counter[tuple[str, str]]
+    ) -> list[PredictionRecord]:
+        ready: list[PredictionRecord] = []
+        for position, record in enumerate(batch, start=1):
+            try:
+                ready.append(prepare_record(record, redact=self._redact, **self._caps))
+            except Exception as exc:  # a record that cannot be stored must not stop the others
+                failed[(record.model, record.version)] += 1
+                self._report("a prediction record could not be converted", exc, 1)
+            if position % _YIELD_EVERY == 0:
+                time.sleep(0)  # hand the GIL back (see _YIELD_EVERY)
+        return ready
 
     def _dropped(self, groups: Mapping[tuple[str, str], int]) -> None:
         if self._on_drop is None:

@@ -47,8 +47,10 @@ class PredictionRecord:
 
 
 class PredictionSink(Protocol):
-    def write(self, records: Sequence[PredictionRecord]) -> None:
-        """Store ``records`` (already converted by ``prepare_record``) or raise."""
+    def write(self, records: Sequence[PredictionRecord]) -> Sequence[tuple[str, str]] | None:
+        """Store ``records`` (already converted by ``prepare_record``, unless the sink has a
+        true ``converts`` attribute: then it redacts and converts them itself) or raise.
+        May return the ``(model, version)`` of records it could not store; the rest were."""
         ...
 
 

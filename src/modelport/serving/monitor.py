@@ -44,6 +44,7 @@ from modelport.monitoring.logstore_schema import make_log_engine
 from modelport.monitoring.metrics import ServingMetrics
 from modelport.monitoring.notify import WebhookNotifier
 from modelport.monitoring.predlog import PredictionLog
+from modelport.monitoring.predlog_process import ProcessSink
 from modelport.monitoring.windows import RollingWindow
 from modelport.serving.config import MonitoringConfig
 from modelport.serving.manager import ModelManager, Served
@@ -119,6 +120,7 @@ class ServerMonitor:
         self._tasks: list[asyncio.Task[None]] = []
         self._evaluating = asyncio.Lock()
         self._scratch: Path | None = None
+        self._sink: ProcessSink | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -145,8 +147,10 @@ class ServerMonitor:
         )
         self._store, self._alert_log = store, alert_log  # the routes may use them from now
         if config.prediction_log:
+            # records are converted and written by a child process, off this process's GIL
+            self._sink = ProcessSink(url, redact=config.redact)
             writer = PredictionLog(
-                store,
+                self._sink,
                 sample_rate=config.log_sample_rate,
                 redact=config.redact,
                 capacity=config.log_capacity,
@@ -178,6 +182,8 @@ class ServerMonitor:
         writer, self.recorder.log = self.recorder.log, None
         if writer is not None:
             await asyncio.to_thread(writer.close)
+        if self._sink is not None:
+            await asyncio.to_thread(self._sink.close)
         if self._notifier is not None:
             await asyncio.to_thread(self._notifier.close)
         if self._shared is not None:
