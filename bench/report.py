@@ -371,11 +371,14 @@ def verdicts(
     keys = {c.key for c in configs}
     out: list[Verdict] = []
     orig = "mp-original" if "mp-original" in keys else "mp"
-    for model in ("lr", "hgb"):
+    variants = [(orig, "")]
+    if "mp-original-nomon" in keys:
+        variants.append(("mp-original-nomon", ", --no-monitoring [informational]"))
+    for (orig, suffix), model in ((v, m) for v in variants for m in ("lr", "hgb")):
         sc = f"{model}/v2/c1/r1"
         base, why_b = _rps(cells, "raw", sc)
         ours, why_o = _rps(cells, orig, sc)
-        name = f"(a) {model.upper()} c=1 1 row, --variant original ≥ 0.85× raw floor"
+        name = f"(a) {model.upper()} c=1 1 row, --variant original{suffix} ≥ 0.85× raw floor"
         if base is None or ours is None:
             out.append(Verdict(name, "-", f"not measured: {why_b or why_o}"))
             continue
@@ -392,10 +395,15 @@ def verdicts(
                            "PASS" if ratio >= 0.85 else "FAIL"))  # fmt: skip
     sc = "hgb/v2/c16/r1"
     base, why_b = _rps(cells, "raw", sc)
-    for cfg in ("mp", "mp-original", "mp-w2"):
+    for cfg in ("mp", "mp-original", "mp-w2", "mp-nomon"):
         if cfg not in keys:
             continue
-        label = {"mp": "default", "mp-original": "--variant original", "mp-w2": "--workers 2"}
+        label = {
+            "mp": "default",
+            "mp-original": "--variant original",
+            "mp-w2": "--workers 2",
+            "mp-nomon": "--no-monitoring",
+        }
         name = f"(b) HGB c=16 1 row, batching ({label[cfg]}): ≥ 3× raw, p95 < 40 ms, 0 errors"
         if cfg != "mp":
             name += " [informational]"
@@ -411,24 +419,41 @@ def verdicts(
             f"{ours.errors} errors",
             "PASS" if ok else "FAIL",
         ))  # fmt: skip
-    name = "(c) HGB c=1 1 row with the verified ONNX fast path ≥ 4× raw floor"
+    fast_cfgs = [("mp", "")] + (
+        [("mp-nomon", ", --no-monitoring [informational]")] if "mp-nomon" in keys else []
+    )
+    for cfg, suffix in fast_cfgs:
+        out.append(_fast_path_verdict(meta, cells, cfg, suffix))
+    out += _mlflow_verdicts(cells, peer_envs)
+    out += _footprint_verdicts(servers)
+    return out
+
+
+def _fast_path_verdict(
+    meta: dict[str, Any], cells: dict[tuple[str, str], Agg], cfg: str, suffix: str
+) -> Verdict:
+    name = f"(c) HGB c=1 1 row with the verified ONNX fast path{suffix} ≥ 4× raw floor"
     if not meta["fast"].get("hgb", {}).get("verified"):
         reason = meta["fast"].get("hgb", {}).get("reason", "")
-        out.append(Verdict(name, "-", f"not measured: fast path not available ({reason})"))
-    else:
-        base, why_b = _rps(cells, "raw", "hgb/v2/c1/r1")
-        ours, why_o = _rps(cells, "mp", "hgb/v2/c1/r1")
-        if base is None or ours is None:
-            out.append(Verdict(name, "-", f"not measured: {why_b or why_o}"))
-        else:
-            ratio = ours.rps / base.rps  # type: ignore[operator]
-            served = (
-                f"; answers differ from scikit-learn by ≤ {ours.diff:.1g} (float32: ONNX served)"
-                if ours.diff
-                else "; answers bit-identical to scikit-learn (was ONNX served?)"
-            )
-            out.append(Verdict(name, f"{ours.rps:,.0f} vs {base.rps:,.0f} req/s = {ratio:.2f}×"
-                               + served, "PASS" if ratio >= 4 else "FAIL"))  # fmt: skip
+        return Verdict(name, "-", f"not measured: fast path not available ({reason})")
+    base, why_b = _rps(cells, "raw", "hgb/v2/c1/r1")
+    ours, why_o = _rps(cells, cfg, "hgb/v2/c1/r1")
+    if base is None or ours is None:
+        return Verdict(name, "-", f"not measured: {why_b or why_o}")
+    ratio = ours.rps / base.rps  # type: ignore[operator]
+    served = (
+        f"; answers differ from scikit-learn by ≤ {ours.diff:.1g} (float32: ONNX served)"
+        if ours.diff
+        else "; answers bit-identical to scikit-learn (was ONNX served?)"
+    )
+    return Verdict(name, f"{ours.rps:,.0f} vs {base.rps:,.0f} req/s = {ratio:.2f}×" + served,
+                   "PASS" if ratio >= 4 else "FAIL")  # fmt: skip
+
+
+def _mlflow_verdicts(
+    cells: dict[tuple[str, str], Agg], peer_envs: dict[str, venvs.PeerEnv]
+) -> list[Verdict]:
+    out: list[Verdict] = []
     for model in ("lr", "hgb"):
         name = (
             f"(d) {model.upper()} /invocations dataframe_split c=1 1 row ≥ 3× mlflow models serve"
@@ -456,6 +481,11 @@ def verdicts(
         ratio = mine.rps / theirs.rps  # type: ignore[operator]
         out.append(Verdict(name, f"{mine.rps:,.0f} vs {theirs.rps:,.0f} req/s = {ratio:.2f}×",
                            "PASS" if ratio >= 3 else "FAIL"))  # fmt: skip
+    return out
+
+
+def _footprint_verdicts(servers: dict[str, dict]) -> list[Verdict]:
+    out: list[Verdict] = []
     raw1, mp1 = servers.get("raw-1"), servers.get("mp-1")
     for what, field_, unit in (("memory (PSS)", "pss", "MB"), ("time to first correct answer",
                                                                  "ttfa", "s")):  # fmt: skip

@@ -151,7 +151,17 @@ def build_configs(
                    mp(["lr", "hgb"], "mp-w2", ["--workers", "2"]), core(P.V2), hgb_probe),
             Config("mp-nobatch", "modelport --no-batching", "modelport",
                    mp(["lr", "hgb"], "mp-nobatch", ["--no-batching"]), core(P.V2), hgb_probe),
+            # monitoring (windows, prediction log, alerts) is on by default: what it costs
+            Config("mp-nomon", "modelport --no-monitoring", "modelport",
+                   mp(["lr", "hgb"], "mp-nomon", ["--no-monitoring"]), core(P.V2), hgb_probe),
         ]  # fmt: skip
+        if any_fast:
+            configs.append(
+                Config("mp-original-nomon", "modelport --variant original --no-monitoring",
+                       "modelport", mp(["lr", "hgb"], "mp-original-nomon",
+                                       ["--variant", "original", "--no-monitoring"]),
+                       core(P.V2), hgb_probe)
+            )  # fmt: skip
     for i, extra in enumerate(args.mp, start=1):  # ad-hoc flags, e.g. --mp "--threads 1"
         key = f"mp-x{i}"
         configs.append(
