@@ -87,6 +87,7 @@ STATUS: dict[str, Any] = {
     "alerts": [
         {
             "rule": "fraud-p95",
+            "kind": "p95_latency",
             "severity": "critical",
             "model": "fraud",
             "version": "3",
@@ -98,6 +99,7 @@ STATUS: dict[str, Any] = {
         },
         {
             "rule": "fraud-drift",
+            "kind": "drift",
             "severity": "warning",
             "model": "fraud",
             "version": "3",

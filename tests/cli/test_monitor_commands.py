@@ -355,8 +355,10 @@ def test_alerts_from_the_server(cli: Cli, stub: StubServer) -> None:
         "fraud",
         "3",
         "-",
-        "0.4",
-        "0.25",
+        "400",
+        "ms",  # the kind gives the unit
+        "250",
+        "ms",
         "2026-03-01",
         "11:55:00",
     ]

@@ -183,6 +183,24 @@ def _uniform_reference(count: int = 10**9) -> FeatureProfile:
     )
 
 
+def test_a_redacted_feature_is_no_data_not_drift(profile: DatasetProfile) -> None:
+    rng = np.random.default_rng(11)
+    frame = pd.DataFrame(
+        {
+            "income": ["[redacted]"] * 500,  # what the prediction log stores for it
+            "plan": ["[redacted]"] * 499 + [None],
+            "rooms": rng.integers(1, 6, 500),
+        }
+    )
+    results = {r.name: r for r in dataset_drift(profile, frame)}
+    assert results["income"].verdict == "insufficient_data"
+    assert results["plan"].verdict == "insufficient_data"
+    assert "redacted" in results["income"].reason
+    assert results["rooms"].verdict == "ok"
+    frame["plan"] = ["[redacted]"] * 250 + ["a"] * 250  # a real value among them: judged
+    assert {r.name: r for r in dataset_drift(profile, frame)}["plan"].verdict == "drift"
+
+
 def test_psi_by_hand_with_documented_smoothing() -> None:
     counts = np.array([30, 10, 10, 10, 10, 10, 10, 10, 0, 0], dtype=float)  # two empty bins
     values = np.repeat(np.arange(10) + 0.5, counts.astype(int))

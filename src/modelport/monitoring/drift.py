@@ -42,6 +42,7 @@ from modelport.core.profile import (
     FeatureProfile,
     profile_values,
 )
+from modelport.monitoring.predlog_columns import REDACTED
 
 __all__ = [
     "DriftThresholds",
@@ -336,7 +337,7 @@ def dataset_drift(
     columns = _columns(frame_or_columns)
     out = []
     for ref in profile.features:
-        if ref.name in columns:
+        if ref.name in columns and not _redacted(columns[ref.name]):
             out.append(feature_drift(ref, columns[ref.name], thresholds))
         else:
             out.append(
@@ -349,6 +350,13 @@ def dataset_drift(
                 )
             )
     return out
+
+
+def _redacted(values: Any) -> bool:
+    """Whether a logged column holds only the prediction log's redaction placeholder: its
+    values are unknown, which is no data rather than a shift to "[redacted]"."""
+    present = [v for v in np.asarray(values, dtype=object).ravel().tolist() if _present(v)]
+    return bool(present) and all(v == REDACTED for v in present)
 
 
 def _profile_of(name: str, values: Any) -> FeatureProfile:

@@ -75,7 +75,10 @@ class Evaluator:
         self._references: dict[Served, Reference | None] = {}
 
     async def reference(self, served: Served) -> Reference | None:
-        """The version's predictions on its reference sample (None when it cannot have any)."""
+        """The version's predictions on its reference sample (None when it cannot have any).
+        A version still loading has none yet: asked again at the next round, not cached."""
+        if served.batcher is None:
+            return None
         if served not in self._references:
             try:
                 self._references[served] = await reference_predictions(served)

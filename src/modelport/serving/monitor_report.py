@@ -133,6 +133,7 @@ def version_entry(
 def active_alert_entry(alert: ActiveAlert) -> dict[str, Any]:
     return {
         "rule": alert.rule,
+        "kind": alert.kind,  # the unit of value and threshold
         "severity": alert.severity,
         "model": alert.model,
         "version": alert.version,

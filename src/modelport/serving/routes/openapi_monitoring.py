@@ -131,8 +131,20 @@ def monitoring_schemas() -> dict[str, Any]:
         drift={"oneOf": [{"type": "null"}, drift]},
     )
     active = obj(
-        ["rule", "severity", "model", "version", "feature", "value", "threshold", "since", "stale"],
+        [
+            "rule",
+            "kind",
+            "severity",
+            "model",
+            "version",
+            "feature",
+            "value",
+            "threshold",
+            "since",
+            "stale",
+        ],
         rule=string,
+        kind=string,
         severity=string,
         model=string,
         version=string,
