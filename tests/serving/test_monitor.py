@@ -226,11 +226,12 @@ def _columns(rows: np.ndarray) -> dict[str, list[float]]:
     return {name: [float(v) for v in rows[:, j]] for j, name in enumerate(COLUMNS)}
 
 
+@pytest.mark.parametrize("writer", ["thread", "process"])
 def test_a_redacted_input_never_reaches_the_database(
-    models: Registry, monitored: Monitored, tmp_path: Path
+    models: Registry, monitored: Monitored, tmp_path: Path, writer: str
 ) -> None:
     secret, visible = 123.456789123, 98.7654321987
-    with monitored("clf@champion", redact=("F1",)) as run:  # case-insensitive
+    with monitored("clf@champion", redact=("F1",), log_writer=writer) as run:  # any case
         body = tensors(f0=[visible], f1=[secret], f2=[0.1], f3=[0.2])
         assert run.client.post("/v2/models/clf/infer", json=body).status_code == 200
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("monitoring.db*"))

@@ -22,7 +22,6 @@ from modelport.cli.monitor_common import (
 )
 from modelport.cli.output import echo_json, format_table, short_time
 from modelport.core.errors import ModelportError
-from modelport.monitoring.alert_events import AlertEvent
 from modelport.monitoring.alert_rules import load_rules
 from modelport.monitoring.alertlog import MAX_LIMIT, AlertRecord
 from modelport.monitoring.promrules import prometheus_rules
@@ -82,28 +81,8 @@ def history_table(items: Sequence[Mapping[str, Any]]) -> str:
     return format_table(HISTORY_HEADERS, rows)
 
 
-def _event_dict(event: AlertEvent) -> dict[str, Any]:
-    return {
-        "rule": event.rule,
-        "kind": event.kind,
-        "severity": event.severity,
-        "status": event.status,
-        "model": event.model,
-        "version": event.version,
-        "feature": event.feature,
-        "statistic": event.statistic,
-        "value": event.value,
-        "threshold": event.threshold,
-        "window_s": event.window_s,
-        "since": event.starts_at.isoformat(),
-        "starts_at": event.starts_at.isoformat(),
-        "ends_at": None if event.ends_at is None else event.ends_at.isoformat(),
-        "summary": event.summary,
-    }
-
-
 def _record_dict(record: AlertRecord) -> dict[str, Any]:
-    return {"recorded_at": record.recorded_at.isoformat(), **_event_dict(record.event)}
+    return {"recorded_at": record.recorded_at.isoformat(), **record.event.to_json()}
 
 
 class _ListByDefault(click.Group):
@@ -170,7 +149,7 @@ def alerts_list(
         if ctx.get_parameter_source("endpoint") == ParameterSource.COMMANDLINE:
             raise click.UsageError("give an ENDPOINT or --offline/--log-url, not both")
         with open_alert_log(log_url_of(app, log_url)) as log:
-            document = {"firing": [_event_dict(e) for e in log.firing()]}
+            document = {"firing": [e.to_json() for e in log.firing()]}
             if history:
                 document["history"] = [_record_dict(r) for r in log.history(limit=limit)]
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from modelport.monitoring.alert_rules import AlertKind, AlertRule, Severity
 
@@ -43,6 +43,28 @@ class AlertEvent:
     ends_at: datetime | None
     fingerprint: str
     summary: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form the server's alert routes and the CLI print (``since`` =
+        ``starts_at``, times in ISO 8601)."""
+        return {
+            "rule": self.rule,
+            "kind": self.kind,
+            "severity": self.severity,
+            "status": self.status,
+            "model": self.model,
+            "version": self.version,
+            "feature": self.feature,
+            "statistic": self.statistic,
+            "value": self.value,
+            "threshold": self.threshold,
+            "window_s": self.window_s,
+            "since": self.starts_at.isoformat(),
+            "starts_at": self.starts_at.isoformat(),
+            "ends_at": None if self.ends_at is None else self.ends_at.isoformat(),
+            "fingerprint": self.fingerprint,
+            "summary": self.summary,
+        }
 
 
 @dataclass(frozen=True, slots=True)

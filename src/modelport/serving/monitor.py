@@ -43,7 +43,7 @@ from modelport.monitoring.logstore import SqlPredictionStore, default_log_url
 from modelport.monitoring.logstore_schema import make_log_engine
 from modelport.monitoring.metrics import ServingMetrics
 from modelport.monitoring.notify import WebhookNotifier
-from modelport.monitoring.predlog import PredictionLog
+from modelport.monitoring.predlog import PredictionLog, PredictionSink
 from modelport.monitoring.predlog_process import ProcessSink
 from modelport.monitoring.windows import RollingWindow
 from modelport.serving.config import MonitoringConfig
@@ -147,10 +147,11 @@ class ServerMonitor:
         )
         self._store, self._alert_log = store, alert_log  # the routes may use them from now
         if config.prediction_log:
-            # records are converted and written by a child process, off this process's GIL
-            self._sink = ProcessSink(url, redact=config.redact)
+            sink: PredictionSink = store
+            if config.log_writer == "process":  # converted and written off this process's GIL
+                sink = self._sink = ProcessSink(url, redact=config.redact)
             writer = PredictionLog(
-                self._sink,
+                sink,
                 sample_rate=config.log_sample_rate,
                 redact=config.redact,
                 capacity=config.log_capacity,

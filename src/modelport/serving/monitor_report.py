@@ -147,24 +147,7 @@ def active_alert_entry(alert: ActiveAlert) -> dict[str, Any]:
 
 def event_entry(event: AlertEvent) -> dict[str, Any]:
     """An alert event as ``/v2/monitoring/alerts`` lists it (``since`` = ``starts_at``)."""
-    return {
-        "rule": event.rule,
-        "kind": event.kind,
-        "severity": event.severity,
-        "status": event.status,
-        "model": event.model,
-        "version": event.version,
-        "feature": event.feature,
-        "statistic": event.statistic,
-        "value": event.value,
-        "threshold": event.threshold,
-        "window_s": event.window_s,
-        "since": event.starts_at.isoformat(),
-        "starts_at": event.starts_at.isoformat(),
-        "ends_at": None if event.ends_at is None else event.ends_at.isoformat(),
-        "fingerprint": event.fingerprint,
-        "summary": event.summary,
-    }
+    return event.to_json()
 
 
 def record_entry(record: AlertRecord) -> dict[str, Any]:
