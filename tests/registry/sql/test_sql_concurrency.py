@@ -7,6 +7,7 @@ opens its own store, and waits on a shared barrier so that all four write at the
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from modelport.core.digest import Manifest, ManifestEntry, sha256_bytes
 from modelport.core.model import NewModelVersion
 from modelport.registry.sql import SqlMetadataStore
+from modelport.registry.sql.engine import make_engine
 
 PROCESSES = 4
 PER_PROCESS = 10
@@ -141,3 +143,36 @@ def test_threads_sharing_one_store_get_unique_numbers(db_url: str) -> None:
         numbers = list(pool.map(lambda i: store.add_version(new_version(str(i))).number, range(40)))
         assert sorted(numbers) == list(range(1, 41))
         assert store.get_model("fraud").latest_version == 40
+
+
+def _open_together(url: str, count: int) -> tuple[list[str], list[BaseException]]:
+    """``count`` threads open ``url`` at the same moment; their journal modes and errors."""
+    barrier = threading.Barrier(count)
+    errors: list[BaseException] = []
+    modes: list[str] = []
+
+    def open_it() -> None:
+        try:
+            engine = make_engine(url)
+            barrier.wait(timeout=10)
+            with engine.connect() as conn:
+                modes.append(str(conn.exec_driver_sql("PRAGMA journal_mode").scalar()))
+            engine.dispose()
+        except BaseException as exc:  # reported by the caller, with its round
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return modes, errors
+
+
+def test_connections_opening_a_new_sqlite_file_together_all_get_wal(tmp_path: Path) -> None:
+    """Switching a new file to WAL fails at once (no busy handler) when another connection
+    holds its lock: without the retry about one round in twenty failed here."""
+    for round_ in range(20):
+        modes, errors = _open_together(f"sqlite:///{tmp_path / f'registry-{round_}.db'}", 4)
+        assert not errors, f"round {round_}: {errors[0]!r}"
+        assert modes == ["wal"] * 4
