@@ -129,3 +129,6 @@ def quickstart(app: AppContext, name: str) -> None:
         f"audit --model {name}",
     ):
         click.echo(f"  modelport{home} {command}")
+    click.echo("Serve it, then watch it from a second terminal:")
+    click.echo(f"  $ modelport{home} serve {name}@champion")
+    click.echo("  $ modelport status    # traffic, p95, errors, accuracy, drift, alerts")
