@@ -1,4 +1,6 @@
-"""modelport.monitoring: pure statistics of what a deployed model does (no I/O, clock injected)."""
+"""modelport.monitoring: what a deployed model does. Pure statistics (windows, sketches,
+drift, accuracy, alert rules; clock injected) and the adapters that record it (prediction log,
+alert log, webhook), which get their database URL or engine from the edge."""
 
 from modelport.monitoring.accuracy import (
     AccuracyStats,

@@ -28,6 +28,7 @@ __all__ = [
     "MAX_VALUES",
     "REDACTED",
     "Columns",
+    "numeric_block",
     "to_columns",
 ]
 
@@ -80,10 +81,11 @@ def to_columns(
     return out, truncated
 
 
-def _numeric_block(
+def numeric_block(
     data: Any, names: tuple[str, ...] | None
 ) -> tuple[np.ndarray[Any, Any], list[str]] | None:
-    """A 2-D array of one numeric dtype with its column labels, when ``data`` is one."""
+    """A 2-D array of one numeric dtype with its column labels, when ``data`` is one (an
+    array, with ``names`` or ``input_<j>``, or a DataFrame whose columns share one dtype)."""
     if isinstance(data, np.ndarray):
         if data.ndim != 2 or data.dtype.kind not in "biuf":
             return None
@@ -105,7 +107,7 @@ def _block_columns(
 ) -> tuple[Columns, bool] | None:
     """The columns of a finite numeric block in one ``tolist`` (the usual tabular request:
     ~10x cheaper than a column at a time); None when the general path must decide."""
-    found = _numeric_block(data, names)
+    found = numeric_block(data, names)
     if found is None:
         return None
     block, labels = found

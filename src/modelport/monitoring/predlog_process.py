@@ -35,7 +35,7 @@ from modelport.monitoring.predlog_columns import (
     MAX_ROWS,
     MAX_VALUES,
     Columns,
-    _pandas,
+    numeric_block,
     to_columns,
 )
 from modelport.monitoring.predlog_record import PredictionRecord, prepare_record
@@ -124,12 +124,10 @@ class ProcessSink:
             return np.ascontiguousarray(value), False, None
         if isinstance(value, Mapping) and all(_numeric(v) for v in value.values()):
             return {str(k): np.ascontiguousarray(v) for k, v in value.items()}, False, None
-        pd = _pandas()
-        if pd is not None and isinstance(value, pd.DataFrame) and value.shape[1] > 0:
-            dtypes = set(value.dtypes.tolist())
-            first = next(iter(dtypes))
-            if len(dtypes) == 1 and isinstance(first, np.dtype) and _numeric_kind(first):
-                return np.ascontiguousarray(value.to_numpy()), False, [str(c) for c in value]
+        frame = numeric_block(value, names) if not isinstance(value, np.ndarray) else None
+        if frame is not None and _numeric(frame[0]):  # a one-dtype DataFrame: block, names
+            block, labels = frame
+            return np.ascontiguousarray(block), False, labels
         columns, _ = to_columns(value, names, redact=self._redact, **self._caps)
         return columns, True, None
 
