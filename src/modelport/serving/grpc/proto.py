@@ -8,6 +8,8 @@ proto, so any standard V2 client interoperates.
 
 from __future__ import annotations
 
+from typing import Any
+
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import FileDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
@@ -246,9 +248,14 @@ FILE: FileDescriptor = _POOL.AddSerializedFile(_file().SerializeToString())
 SERVICE: ServiceDescriptor = FILE.services_by_name["GRPCInferenceService"]
 
 
-def message_class(name: str) -> type[Message]:
-    """The message class of ``inference.<name>`` (nested names with dots)."""
-    return message_factory.GetMessageClass(_POOL.FindMessageTypeByName(f"{PACKAGE}.{name}"))
+def message_class(name: str) -> Any:
+    """The message class of ``inference.<name>`` (nested names with dots). Typed ``Any``: its
+    fields are built at run time from the descriptor, so no stub can know them (types-protobuf
+    7 refuses field keywords on a plain ``type[Message]``)."""
+    cls: type[Message] = message_factory.GetMessageClass(
+        _POOL.FindMessageTypeByName(f"{PACKAGE}.{name}")
+    )
+    return cls
 
 
 ServerLiveRequest = message_class("ServerLiveRequest")
