@@ -459,3 +459,26 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
         with engine.connect() as conn:
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         engine.dispose()
+
+
+def test_a_batch_round_trips_awkward_text_and_a_repeat_within_it(
+    store: SqlPredictionStore,
+) -> None:
+    """Rows travel to the database as one JSON parameter (logstore_batch): quotes,
+    backslashes, control characters and non-ASCII text arrive as they were sent, and a key
+    repeated inside one batch keeps its last row."""
+    text = 'quote " back \\ slash\nnew line \t tab é 中文 🙂 \\u0000 literal'
+    store.write(
+        [
+            record("dup", inputs={"s": np.array(["first"])}, outputs=label_of(0)),
+            record('id "with" quotes é', inputs={"s": np.array([text])}, outputs=label_of(1)),
+            record("dup", inputs={"s": np.array(["second"])}, outputs=label_of(1)),
+        ]
+    )
+    frame = store.recent_inputs("clf")
+    assert sorted(frame["s"].tolist()) == sorted([text, "second"])
+    [counts] = store.counts()
+    assert counts.predictions == 2
+    accepted = store.add_feedback("clf", [FeedbackItem('id "with" quotes é', 1)])
+    assert accepted.accepted == 1
+    assert [(r.prediction, r.label) for r in store.labeled("clf")] == [(1, 1)]

@@ -30,6 +30,7 @@ from modelport.monitoring.predlog import (
     sample_in,
 )
 from modelport.monitoring.predlog_columns import Columns, to_columns
+from modelport.monitoring.predlog_encode import EncodedColumns
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 WAIT_S = 10.0  # generous bound for events that must happen; never reached when things work
@@ -531,3 +532,46 @@ def test_a_numeric_block_converts_like_its_columns_one_by_one(block: np.ndarray)
         general = to_columns(by_column, **caps)  # type: ignore[arg-type]
         assert fast == general
         assert orjson.dumps(fast[0]) == orjson.dumps(general[0])
+
+
+# -- converting on submit -----------------------------------------------------------------------
+class EncodedSink(RecordingSink):
+    stores_encoded = True
+
+
+def test_convert_on_submit_converts_in_the_caller_and_writes_whole_batches() -> None:
+    sink = EncodedSink()
+    drops: list[tuple[str, str, int]] = []
+    log = PredictionLog(
+        sink,
+        convert_on_submit=True,
+        redact={"secret"},
+        batch_size=4,
+        on_drop=lambda m, v, n: drops.append((m, v, n)),
+    )
+    with log:
+        for i in range(10):
+            inputs = {"x": np.array([float(i)]), "secret": np.array([1234.5])}
+            assert log.submit(record(f"r{i}", inputs=inputs))
+        assert not log.submit(record("r" * 257))  # cannot be stored: counted, never raised
+        assert log.flush(WAIT_S)
+    stats = log.stats
+    assert (stats.submitted, stats.written, stats.dropped_error) == (11, 10, 1)
+    assert drops == [("clf", "1", 1)]
+    written = sink.records
+    assert [r.request_id for r in written] == [f"r{i}" for i in range(10)]
+    assert all(isinstance(r.inputs, EncodedColumns) for r in written)
+    assert orjson.loads(written[3].inputs.text) == {"x": [3.0], "secret": [REDACTED]}
+    assert orjson.loads(written[3].outputs.text) == {"label": [1]}
+    # converted records are written in one piece per batch taken off the queue
+    assert len(sink.batches) <= 3
+
+
+def test_convert_on_submit_without_an_encoding_sink_gives_columns() -> None:
+    sink = RecordingSink()
+    with PredictionLog(sink, convert_on_submit=True) as log:
+        assert log.submit(record("r1"))
+        assert log.flush(WAIT_S)
+    [written] = sink.records
+    assert isinstance(written.inputs, Columns)
+    assert written.inputs == {"x": [1.0]}

@@ -34,16 +34,15 @@ from modelport.monitoring.accuracy import (
     accuracy_stats,
 )
 from modelport.monitoring.feedback import FeedbackItem
+from modelport.monitoring.logstore_batch import BatchInsert
 from modelport.monitoring.logstore_queries import (
     PREDICTION_KEY,
-    CompiledWrite,
     counts_query,
     ids_query,
     labeled_query,
     prune_statements,
     recent_query,
     upsert_feedback,
-    upsert_predictions,
 )
 from modelport.monitoring.logstore_rows import (
     PREFERRED_OUTPUTS,
@@ -94,6 +93,8 @@ class SqlPredictionStore:
     never carry logged values). Call ``create()`` (or use ``open``) before writing.
     """
 
+    stores_encoded = True  # PredictionLog hands it records whose columns are JSON text already
+
     def __init__(self, engine_or_url: Engine | str, *, clock: Clock | None = None) -> None:
         if isinstance(engine_or_url, Engine):
             self._engine, self._owned = engine_or_url, False
@@ -101,7 +102,7 @@ class SqlPredictionStore:
             self._engine, self._owned = make_log_engine(engine_or_url), True
         self._reader = read_only(self._engine)
         self._dialect = self._engine.dialect.name
-        self._insert: CompiledWrite | None = None
+        self._insert = BatchInsert(self._dialect)
         self._clock = clock or SystemClock()
 
     @classmethod
@@ -156,12 +157,9 @@ class SqlPredictionStore:
             rows[tuple(row[k] for k in PREDICTION_KEY)] = row
         if not rows:
             return
-        values = list(rows.values())
-        if self._insert is None:
-            statement = upsert_predictions(self._dialect)
-            self._insert = CompiledWrite(statement, self._engine.dialect, list(values[0]))
+        payload = self._insert.payload(rows.values())  # one JSON array: see logstore_batch
         with self._begin("writing prediction records") as conn:
-            self._insert.run(conn, values)
+            conn.exec_driver_sql(self._insert.sql, (payload,))
 
     # -- ground truth -------------------------------------------------------------------------
     def add_feedback(self, model: str, items: Iterable[FeedbackItem]) -> FeedbackResult:

@@ -14,7 +14,7 @@ import pandas as pd
 from modelport.core.errors import InvalidInputError, NotFoundError
 from modelport.monitoring.accuracy import AccuracyStats, LabeledPrediction, WindowAccuracy
 from modelport.monitoring.feedback import FeedbackItem
-from modelport.monitoring.predlog_columns import to_columns
+from modelport.monitoring.predlog_encode import encode_columns
 from modelport.monitoring.predlog_record import PredictionRecord
 
 __all__ = [
@@ -89,11 +89,11 @@ def prediction_row(record: PredictionRecord, position: int) -> dict[str, Any]:
     truncated = record.truncated
     inputs = outputs = None
     if record.inputs is not None:
-        columns, cut = to_columns(record.inputs, record.input_names)
-        inputs, truncated = _json(columns), truncated or cut
+        encoded, cut = encode_columns(record.inputs, record.input_names)
+        inputs, truncated = encoded.text, truncated or cut
     if record.outputs is not None:
-        columns, cut = to_columns(record.outputs)
-        outputs, truncated = _json(columns), truncated or cut
+        encoded, cut = encode_columns(record.outputs)
+        outputs, truncated = encoded.text, truncated or cut
     return {
         "model": record.model,
         "request_id": record.request_id,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from modelport.core.errors import InvalidInputError
 from modelport.monitoring.predlog_columns import MAX_ROWS, MAX_VALUES, to_columns
+from modelport.monitoring.predlog_encode import encode_columns
 
 __all__ = [
     "MAX_FIELD_LENGTH",
@@ -81,8 +82,10 @@ def prepare_record(
     redact: Collection[str] = (),
     max_rows: int = MAX_ROWS,
     max_values: int = MAX_VALUES,
+    encode: bool = False,
 ) -> PredictionRecord:
-    """``record`` with JSON-able, capped and redacted ``Columns`` as inputs and outputs.
+    """``record`` with JSON-able, capped and redacted ``Columns`` as inputs and outputs (with
+    ``encode``, the same columns as ``EncodedColumns``: JSON text, for a sink that stores it).
 
     Raises ``ValueError`` for a record that cannot be stored (names over ``MAX_FIELD_LENGTH``
     characters, a naive time, inputs that do not match their names).
@@ -94,11 +97,24 @@ def prepare_record(
     if record.time.utcoffset() is None:
         raise ValueError("the record time must be timezone-aware")
     caps: dict[str, Any] = {"max_rows": max_rows, "max_values": max_values, "redact": redact}
-    inputs = outputs = None
+    convert = encode_columns if encode else to_columns
+    inputs: Any = None
+    outputs: Any = None
     cut_in = cut_out = False
     if record.inputs is not None:
-        inputs, cut_in = to_columns(record.inputs, record.input_names, **caps)
+        inputs, cut_in = convert(record.inputs, record.input_names, **caps)
     if record.outputs is not None:
-        outputs, cut_out = to_columns(record.outputs, **caps)
-    truncated = record.truncated or cut_in or cut_out
-    return replace(record, inputs=inputs, outputs=outputs, input_names=None, truncated=truncated)
+        outputs, cut_out = convert(record.outputs, **caps)
+    return PredictionRecord(
+        request_id=record.request_id,
+        endpoint=record.endpoint,
+        model=record.model,
+        version=record.version,
+        time=record.time,
+        latency_s=record.latency_s,
+        rows=record.rows,
+        ok=record.ok,
+        inputs=inputs,
+        outputs=outputs,
+        truncated=record.truncated or cut_in or cut_out,
+    )

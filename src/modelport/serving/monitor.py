@@ -62,6 +62,7 @@ from modelport.serving.monitor_windows import SharedDirectory, WorkerWindows
 
 __all__ = ["ServerMonitor", "resolve_log_url"]
 
+_LOG_BATCH = 2048
 log = logging.getLogger("modelport.serving")
 FLUSH_S = 5.0
 _T = TypeVar("_T")
@@ -155,8 +156,12 @@ class ServerMonitor:
                 sample_rate=config.log_sample_rate,
                 redact=config.redact,
                 capacity=config.log_capacity,
+                # the writer takes the GIL from the loop once per batch, and each hand-over
+                # costs the loop more than the records' own work: few, large batches
+                batch_size=max(1, min(_LOG_BATCH, config.log_capacity // 4)),
                 on_drop=self._dropped,
                 clock=self._clock,
+                convert_on_submit=True,  # on the loop: see PredictionLog's module doc
             )
             writer.start()
             self.recorder.log = writer
