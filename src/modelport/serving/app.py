@@ -23,6 +23,7 @@ from modelport.runtime.threads import DEDICATED_PREFIX, dedicate_current_thread
 from modelport.serving.config import ServeConfig
 from modelport.serving.dataplane import DataPlane
 from modelport.serving.grpc.lifespan import grpc_lifespan
+from modelport.serving.hotroutes import HotRoute, HotRoutes
 from modelport.serving.instrument import (
     GrpcRequestMetrics,
     MetricsEvents,
@@ -143,6 +144,11 @@ def create_app(
             # before the limit, so requests the in-flight limit refuses are counted too
             Middleware(RequestMetrics, metrics=metrics, models=plane.models, clock=clock),
             Middleware(InflightLimit, limiter=state.limiter),
+            # innermost: predictions skip the router (they are the hot path)
+            Middleware(
+                HotRoutes,
+                routes=[HotRoute(p, v2.infer_endpoint(state)) for p in v2.INFER_PATTERNS],
+            ),
         ],
     )
     app.state.modelport = state

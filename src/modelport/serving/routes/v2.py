@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelport._version import __version__
 from modelport.core.errors import InvalidInputError
@@ -22,7 +23,14 @@ from modelport.serving.http import (
 from modelport.serving.state import ServerState
 from modelport.serving.types import ModelInfo
 
-__all__ = ["EXTENSIONS", "routes", "tensor_descriptors", "v2_errors"]
+__all__ = [
+    "EXTENSIONS",
+    "INFER_PATTERNS",
+    "infer_endpoint",
+    "routes",
+    "tensor_descriptors",
+    "v2_errors",
+]
 
 EXTENSIONS = ["model_repository", "binary_tensor_data"]
 _DTYPE_NAMES = {
@@ -110,6 +118,20 @@ class _InferEndpoint:
         await response(scope, receive, send)
 
 
+# The infer paths as ``HotRoutes`` patterns: the same segments as Starlette's ``{name}``
+# (one or more characters other than "/"), matched against the whole path.
+INFER_PATTERNS = (
+    re.compile(r"/v2/models/(?P<model>[^/]+)/infer"),
+    re.compile(r"/v2/models/(?P<model>[^/]+)/versions/(?P<version>[^/]+)/infer"),
+)
+
+
+def infer_endpoint(state: ServerState) -> ASGIApp:
+    """The bare ASGI endpoint of ``POST .../infer`` (behind the router's infer routes and
+    ``HotRoutes`` alike); it answers every error itself."""
+    return _InferEndpoint(state)
+
+
 def routes(state: ServerState) -> list[BaseRoute]:
     plane = state.plane
 
@@ -144,7 +166,7 @@ def routes(state: ServerState) -> list[BaseRoute]:
         ok = plane.model_ready(name, _version(request))
         return JSONResponse({"name": name, "ready": ok}, 200 if ok else 503)
 
-    infer = _InferEndpoint(state)
+    infer = infer_endpoint(state)
 
     @v2_errors
     async def repository_index(request: Request) -> Response:
