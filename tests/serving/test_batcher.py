@@ -637,7 +637,8 @@ def test_slow_models_and_requests_with_deadlines_never_run_on_the_loop(
 def test_requests_arriving_together_are_batched_not_run_inline(
     executor: ThreadPoolExecutor,
 ) -> None:
-    model = TimedModel(FakeClock(), 0.001)  # fast enough to run alone on the loop
+    # fast enough to run alone on the loop, too slow for its batches to run there
+    model = TimedModel(FakeClock(), 0.002)
 
     async def main() -> None:
         batcher = timed_batcher(model, executor, max_wait_ms=50)
@@ -651,3 +652,31 @@ def test_requests_arriving_together_are_batched_not_run_inline(
     run(main())
     assert threading.main_thread().name not in model.threads
     assert len(model.threads) < 9  # the eight concurrent requests shared batches
+
+
+@pytest.mark.parametrize(("cost", "on_loop"), [(0.0002, True), (0.002, False)])
+def test_batches_of_a_fast_model_run_on_the_loop(
+    executor: ThreadPoolExecutor, cost: float, on_loop: bool
+) -> None:
+    """Once measured in the pool, batches of a model faster than INLINE_BATCH_BELOW_S run on
+    the loop (no thread hand-off); slower models' batches stay in the pool."""
+    model = TimedModel(FakeClock(), cost)
+
+    async def main() -> None:
+        batcher = timed_batcher(model, executor, max_wait_ms=50)
+        await batcher.start()
+        for _ in range(2):  # the first round is measured in the pool
+            results = await asyncio.gather(*(batcher.submit(req(i)) for i in range(8)))
+            for i, result in enumerate(results):
+                check(result, i)
+        stats = batcher.stats
+        await batcher.close()
+        assert stats.batched_requests == 16
+        assert stats.batches < 16  # batched, wherever they ran
+
+    run(main())
+    assert model.threads[0].startswith("test-batcher")
+    later = model.threads[1:]
+    main = threading.main_thread().name
+    assert later
+    assert all((name == main) == on_loop for name in later), model.threads
