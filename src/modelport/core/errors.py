@@ -10,6 +10,7 @@ to HTTP, ``cli`` maps them to exit codes.
     │   ├── InvalidRefError               a ref that does not parse (name, name:3, name@alias)
     │   ├── UnsafePathError               a path that would escape its root
     │   ├── SignatureError                data that does not match a signature
+    │   ├── SpecError                     a deployment spec that does not validate (one line each)
     │   ├── RequestTooLargeError          a request body or shape over the configured limit
     │   └── UnsupportedMediaTypeError     a content type the protocol does not take (pickle...)
     ├── NotFoundError
@@ -66,6 +67,7 @@ __all__ = [
     "RequestTooLargeError",
     "ShuttingDownError",
     "SignatureError",
+    "SpecError",
     "StoreError",
     "StoreUnavailableError",
     "TrustError",
@@ -110,6 +112,17 @@ class UnsafePathError(InvalidInputError):
 
 class SignatureError(InvalidInputError):
     code = "signature_mismatch"
+
+
+class SpecError(InvalidInputError):
+    """A deployment spec with problems; ``problems`` holds one ``path: message`` line each."""
+
+    code = "invalid_spec"
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__("\n".join(f"{source}: {problem}" for problem in problems))
+        self.source = source
+        self.problems = tuple(problems)
 
 
 class RequestTooLargeError(InvalidInputError):
