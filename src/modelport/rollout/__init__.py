@@ -1,1 +1,70 @@
-"""modelport.rollout."""
+"""modelport.rollout: progressive delivery. The analysis and the state machine are pure
+(windows, thresholds and a time in; verdicts and actions out); the controller applies them."""
+
+from modelport.rollout.analysis import (
+    AnalysisCheck,
+    CheckOutcome,
+    ShadowWindow,
+    Verdict,
+    VersionWindow,
+    analyse,
+)
+from modelport.rollout.machine import (
+    new_rollout,
+    step,
+)
+from modelport.rollout.state import (
+    Action,
+    Command,
+    Event,
+    Figure,
+    GatesReported,
+    Observation,
+    Op,
+    Phase,
+    Promote,
+    Record,
+    Rollback,
+    RolloutState,
+    RunGates,
+    SetWeights,
+    Stage,
+    StageName,
+    StartShadow,
+    StopShadow,
+    Tick,
+    action_to_dict,
+    plan,
+)
+
+__all__ = [
+    "Action",
+    "AnalysisCheck",
+    "CheckOutcome",
+    "Command",
+    "Event",
+    "Figure",
+    "GatesReported",
+    "Observation",
+    "Op",
+    "Phase",
+    "Promote",
+    "Record",
+    "Rollback",
+    "RolloutState",
+    "RunGates",
+    "SetWeights",
+    "ShadowWindow",
+    "Stage",
+    "StageName",
+    "StartShadow",
+    "StopShadow",
+    "Tick",
+    "Verdict",
+    "VersionWindow",
+    "action_to_dict",
+    "analyse",
+    "new_rollout",
+    "plan",
+    "step",
+]
