@@ -12,8 +12,8 @@ fields, anything over the caps), so what is stored never depends on which path r
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
