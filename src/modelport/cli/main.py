@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from modelport._version import __version__
 from modelport.cli.context import AppContext
 from modelport.cli.errors import exit_code
+from modelport.cli.gate_commands import gates
 from modelport.cli.monitor_alerts import alerts
 from modelport.cli.monitor_commands import status
 from modelport.cli.monitor_drift import drift
@@ -65,6 +66,7 @@ for command in (register, models, alias, audit, env, data, predict, serve, quick
     cli.add_command(command)
 for command in (status, drift, feedback, alerts):
     cli.add_command(command)
+cli.add_command(gates)
 
 
 def _show_warning(

@@ -17,6 +17,7 @@ __all__ = [
     "AuditEvent",
     "DatasetRef",
     "DatasetVersion",
+    "GateReportRecord",
     "Lineage",
     "ModelVersion",
     "NewDatasetVersion",
@@ -324,4 +325,39 @@ class AuditEvent:
             "object_name": self.object_name,
             "version": self.version,
             "details": dict(self.details),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GateReportRecord:
+    """A gate report (smoke, regression, schema...) stored with the version it judged.
+
+    ``report`` is the report's JSON document as the gate wrote it; the registry does not
+    interpret it beyond storing and returning it.
+    """
+
+    id: int
+    name: str
+    version: int
+    gate: str
+    passed: bool
+    report: Mapping[str, Any]
+    created_by: str
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "version": self.version,
+            "ref": self.ref,
+            "gate": self.gate,
+            "passed": self.passed,
+            "report": dict(self.report),
+            "created_by": self.created_by,
+            "created_at": _iso(self.created_at),
         }

@@ -15,6 +15,7 @@ from modelport.core.model import (
     AliasMove,
     AuditEvent,
     DatasetVersion,
+    GateReportRecord,
     ModelVersion,
     NewDatasetVersion,
     NewModelVersion,
@@ -58,6 +59,25 @@ class MetadataStore(Protocol):
         audit event (same transaction) says so. The version's own artifact stays immutable.
         Returns the version with its variants.
         """
+        ...
+
+    def add_gate_report(
+        self,
+        name: str,
+        number: int,
+        gate: str,
+        passed: bool,
+        report: Mapping[str, Any],
+        actor: str,
+    ) -> GateReportRecord:
+        """Append a gate report (a JSON object) to version ``number``; audited as
+        ``version.gate`` in the same transaction. Reports are append-only."""
+        ...
+
+    def list_gate_reports(
+        self, name: str, number: int | None = None, gate: str | None = None
+    ) -> list[GateReportRecord]:
+        """Gate reports of a model, a version or one gate of a version, oldest first."""
         ...
 
     def resolve_alias(self, name: str, alias: str) -> int: ...

@@ -20,6 +20,7 @@ from modelport.core.model import (
     AuditEvent,
     DatasetRef,
     DatasetVersion,
+    GateReportRecord,
     Lineage,
     ModelVersion,
     NewDatasetVersion,
@@ -176,6 +177,19 @@ class RegistryService:
             self.artifacts,
             self.cache_dir / variant.manifest.digest.split(":")[-1],
         )
+
+    def add_gate_report(
+        self, version: ModelVersion, gate: str, passed: bool, report: Mapping[str, Any]
+    ) -> GateReportRecord:
+        """Store a gate's report with the version it judged (append-only, audited)."""
+        return self.meta.add_gate_report(
+            version.name, version.number, gate, passed, report, self.actor
+        )
+
+    def gate_reports(
+        self, name: str, number: int | None = None, gate: str | None = None
+    ) -> list[GateReportRecord]:
+        return self.meta.list_gate_reports(validate_name(name), number, gate)
 
     def get_model(self, name: str) -> RegisteredModel:
         return self.meta.get_model(validate_name(name))

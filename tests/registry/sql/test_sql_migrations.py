@@ -64,9 +64,10 @@ def test_migrations_ship_inside_the_package() -> None:
         "script.py.mako",
         "versions/0001_initial.py",
         "versions/0002_variants.py",
+        "versions/0003_gate_reports.py",
     ):
         assert (MIGRATIONS_DIR / name).is_file()
-    assert head_revision() == "0002"
+    assert head_revision() == "0003"
 
 
 def test_upgrade_builds_exactly_the_declared_schema(engine: Engine) -> None:

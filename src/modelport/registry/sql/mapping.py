@@ -7,6 +7,7 @@ missing value) become JSON ``null`` on every backend; a non-finite *metric* is r
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -22,6 +23,7 @@ from modelport.core.model import (
     AuditEvent,
     DatasetRef,
     DatasetVersion,
+    GateReportRecord,
     Lineage,
     ModelVersion,
     NewDatasetVersion,
@@ -39,6 +41,8 @@ __all__ = [
     "audit_event",
     "dataset_version",
     "dataset_version_values",
+    "gate_report",
+    "gate_report_values",
     "json_document",
     "model_version",
     "model_version_values",
@@ -52,6 +56,7 @@ __all__ = [
 READY = "ready"
 MAX_ACTOR = 200
 VARIANT_STATUSES = ("verified", "failed")
+MAX_REPORT_CHARS = 1_000_000
 
 
 def validate_actor(actor: object) -> str:
@@ -209,6 +214,37 @@ def variant_values(variant: Variant, ref: str) -> dict[str, Any]:
         "checked_rows": rows,
         "runtime_config": json_document(dict(variant.runtime_config), "variant runtime config"),
     }
+
+
+def gate_report_values(
+    gate: str, passed: bool, report: Mapping[str, Any], ref: str
+) -> dict[str, Any]:
+    """Column values of a gate report of ``ref`` (without ids and timestamp), validated."""
+    short_key(gate, "gate name", 32)
+    if not isinstance(passed, bool):
+        raise InvalidInputError(f"the {gate} report of {ref}: passed must be True or False")
+    if not isinstance(report, Mapping):
+        raise InvalidInputError(f"the {gate} report of {ref} must be a JSON object (a dict)")
+    document = json_document(dict(report), f"the {gate} report of {ref}")
+    if len(json.dumps(document)) > MAX_REPORT_CHARS:
+        raise InvalidInputError(
+            f"the {gate} report of {ref} is larger than {MAX_REPORT_CHARS} characters of JSON; "
+            "keep per-row data out of reports"
+        )
+    return {"gate": gate, "passed": passed, "report": document}
+
+
+def gate_report(name: str, number: int, row: RowMapping) -> GateReportRecord:
+    return GateReportRecord(
+        id=row["id"],
+        name=name,
+        version=number,
+        gate=row["gate"],
+        passed=bool(row["passed"]),
+        report=dict(row["report"]),
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+    )
 
 
 def variant(ref: str, row: RowMapping) -> Variant:

@@ -13,13 +13,21 @@ from modelport.core.errors import (
     ModelNotFoundError,
     VersionNotFoundError,
 )
-from modelport.core.model import AliasMove, DatasetRef, DatasetVersion, ModelVersion, Variant
+from modelport.core.model import (
+    AliasMove,
+    DatasetRef,
+    DatasetVersion,
+    GateReportRecord,
+    ModelVersion,
+    Variant,
+)
 from modelport.registry.sql import mapping
 from modelport.registry.sql.tables import (
     alias_history,
     aliases,
     dataset_versions,
     datasets,
+    gate_reports,
     model_versions,
     models,
     version_datasets,
@@ -32,6 +40,7 @@ __all__ = [
     "last_move",
     "latest_number",
     "load_dataset_versions",
+    "load_gate_reports",
     "load_versions",
     "model_aliases",
     "model_id",
@@ -183,6 +192,24 @@ def load_dataset_versions(
     return [
         mapping.dataset_version(row["dataset_name"], row) for row in conn.execute(query).mappings()
     ]
+
+
+def load_gate_reports(
+    conn: Connection, mid: int, name: str, number: int | None = None, gate: str | None = None
+) -> list[GateReportRecord]:
+    """Gate reports of one model (or of version ``number``, or of one ``gate``), oldest first."""
+    mv = model_versions.c
+    query = (
+        select(mv.number, gate_reports)
+        .join(model_versions, mv.id == gate_reports.c.version_id)
+        .where(mv.model_id == mid)
+        .order_by(gate_reports.c.id)
+    )
+    if number is not None:
+        query = query.where(mv.number == number)
+    if gate is not None:
+        query = query.where(gate_reports.c.gate == gate)
+    return [mapping.gate_report(name, row["number"], row) for row in conn.execute(query).mappings()]
 
 
 def last_move(conn: Connection, mid: int, name: str, alias: str) -> AliasMove | None:

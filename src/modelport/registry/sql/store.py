@@ -23,6 +23,7 @@ from modelport.core.model import (
     AuditEvent,
     DatasetRef,
     DatasetVersion,
+    GateReportRecord,
     ModelVersion,
     NewDatasetVersion,
     NewModelVersion,
@@ -191,6 +192,48 @@ class SqlMetadataStore:
             f"recording the {variant.kind} variant of {name}:{number}",
             lambda conn: writes.add_variant(conn, name, number, values, actor, self._clock),
         )
+
+    # -- gate reports -------------------------------------------------------------------------
+
+    def add_gate_report(
+        self,
+        name: str,
+        number: int,
+        gate: str,
+        passed: bool,
+        report: Mapping[str, Any],
+        actor: str,
+    ) -> GateReportRecord:
+        """Append a gate report to ``name:number``, audited as ``version.gate`` in the same
+        transaction. Reports are never replaced: a gate run again adds a report."""
+        validate_name(name)
+        _check_number(number)
+        mapping.validate_actor(actor)
+        values = mapping.gate_report_values(gate, passed, report, f"{name}:{number}")
+        return self._write(
+            f"recording the {gate} report of {name}:{number}",
+            lambda conn: writes.add_gate_report(conn, name, number, values, actor, self._clock),
+        )
+
+    def list_gate_reports(
+        self, name: str, number: int | None = None, gate: str | None = None
+    ) -> list[GateReportRecord]:
+        """Gate reports of model ``name`` (or of version ``number``, or of one ``gate``),
+        oldest first."""
+        validate_name(name)
+        if number is not None:
+            _check_number(number)
+        if gate is not None:
+            mapping.short_key(gate, "gate name", 32)
+
+        def work(conn: Connection) -> list[GateReportRecord]:
+            mid = queries.model_id(conn, name)
+            if number is not None and not queries.version_exists(conn, mid, number):
+                raise queries.no_version(name, number)
+            return queries.load_gate_reports(conn, mid, name, number, gate)
+
+        shown = name if number is None else f"{name}:{number}"
+        return self._read(f"reading the gate reports of {shown}", work)
 
     # -- aliases ------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -36,6 +37,7 @@ __all__ = [
     "audit_events",
     "dataset_versions",
     "datasets",
+    "gate_reports",
     "metadata",
     "model_versions",
     "models",
@@ -178,6 +180,18 @@ version_variants = Table(
     Column("runtime_config", _json(), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     UniqueConstraint("version_id", "kind"),
+)
+
+gate_reports = Table(
+    "gate_reports",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version_id", ForeignKey("model_versions.id"), nullable=False, index=True),
+    Column("gate", String(32), nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("report", _json(), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )
 
 aliases = Table(

@@ -17,7 +17,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from modelport.core.clock import Clock
 from modelport.core.errors import InvalidInputError, StoreError
-from modelport.core.model import AliasMove, AuditEvent, DatasetRef, DatasetVersion, ModelVersion
+from modelport.core.model import (
+    AliasMove,
+    AuditEvent,
+    DatasetRef,
+    DatasetVersion,
+    GateReportRecord,
+    ModelVersion,
+)
 from modelport.registry.sql import mapping, queries
 from modelport.registry.sql.tables import (
     alias_history,
@@ -25,13 +32,21 @@ from modelport.registry.sql.tables import (
     audit_events,
     dataset_versions,
     datasets,
+    gate_reports,
     model_versions,
     models,
     version_datasets,
     version_variants,
 )
 
-__all__ = ["add_audit", "add_dataset_version", "add_variant", "add_version", "move_alias"]
+__all__ = [
+    "add_audit",
+    "add_dataset_version",
+    "add_gate_report",
+    "add_variant",
+    "add_version",
+    "move_alias",
+]
 
 
 def add_version(
@@ -116,6 +131,43 @@ def add_variant(
         details["previous"] = {"status": previous.status, "digest": previous.digest}
     add_audit(conn, now, actor, "version.variant", "model", name, number, details)
     return queries.load_versions(conn, mid, name, number)[0]
+
+
+def add_gate_report(
+    conn: Connection,
+    name: str,
+    number: int,
+    values: Mapping[str, Any],
+    actor: str,
+    clock: Clock,
+) -> GateReportRecord:
+    """Append a gate report to version ``number``, audited as ``version.gate``."""
+    mid = queries.model_id(conn, name)
+    now = clock.now()
+    mv = model_versions.c
+    version_id = conn.execute(
+        select(mv.id).where(mv.model_id == mid, mv.number == number)
+    ).scalar_one_or_none()
+    if version_id is None:
+        raise queries.no_version(name, number)
+    result = conn.execute(
+        insert(gate_reports).values(
+            version_id=version_id, created_by=actor, created_at=now, **values
+        )
+    )
+    report_id = _inserted_id(result)
+    details = {"gate": values["gate"], "passed": values["passed"], "report_id": report_id}
+    add_audit(conn, now, actor, "version.gate", "model", name, number, details)
+    return GateReportRecord(
+        id=report_id,
+        name=name,
+        version=number,
+        gate=values["gate"],
+        passed=values["passed"],
+        report=values["report"],
+        created_by=actor,
+        created_at=now.astimezone(UTC),
+    )
 
 
 def move_alias(
