@@ -13,6 +13,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.types import Receive, Scope, Send
 
 from modelport.core.clock import Clock, SystemClock
 from modelport.core.model import ModelVersion
@@ -22,12 +23,13 @@ from modelport.runtime.base import Runtime
 from modelport.runtime.threads import DEDICATED_PREFIX, dedicate_current_thread
 from modelport.serving.config import ServeConfig
 from modelport.serving.dataplane import DataPlane
+from modelport.serving.edge import InferEdge
 from modelport.serving.grpc.lifespan import grpc_lifespan
-from modelport.serving.hotroutes import HotRoute, HotRoutes
 from modelport.serving.instrument import (
     GrpcRequestMetrics,
     MetricsEvents,
     RequestMetrics,
+    RequestRecorder,
     VersionGauges,
 )
 from modelport.serving.logs import RequestContext
@@ -128,7 +130,7 @@ def create_app(
             if on_close is not None:
                 on_close()
 
-    app = Starlette(
+    app = DataPlaneApp(
         routes=[
             *v2.routes(state),
             *mlflow.routes(state),
@@ -144,17 +146,31 @@ def create_app(
             # before the limit, so requests the in-flight limit refuses are counted too
             Middleware(RequestMetrics, metrics=metrics, models=plane.models, clock=clock),
             Middleware(InflightLimit, limiter=state.limiter),
-            # innermost: predictions skip the router (they are the hot path)
-            Middleware(
-                HotRoutes,
-                routes=[HotRoute(p, v2.infer_endpoint(state)) for p in v2.INFER_PATTERNS],
-            ),
         ],
     )
     app.state.modelport = state
     app.state.modelport_metrics = metrics
     app.state.modelport_monitor = monitor
+    recorder = RequestRecorder(metrics, plane.models, clock)
+    app.edge = InferEdge(state, recorder, clock, access_log=config.access_log)
     return app
+
+
+class DataPlaneApp(Starlette):
+    """Starlette, with V2 infer requests answered by the edge before its middleware stack
+    (``serving.edge``: the same answer, headers, metrics and access line, in one frame)."""
+
+    edge: InferEdge | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        edge = self.edge
+        if edge is not None and scope["type"] == "http" and scope["method"] == "POST":
+            target = edge.target(scope["path"])
+            if target is not None:
+                scope["app"] = self
+                await edge(scope, receive, send, *target)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def _freeze_heap(_: object) -> None:

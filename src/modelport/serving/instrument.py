@@ -30,6 +30,7 @@ __all__ = [
     "GrpcRequestMetrics",
     "MetricsEvents",
     "RequestMetrics",
+    "RequestRecorder",
     "VersionGauges",
     "answered_by",
     "classify",
@@ -95,7 +96,7 @@ def grpc_status_class(code: grpc.StatusCode | None) -> str:
     return "4xx" if code in _CLIENT_CODES else "5xx"
 
 
-class _Recorder:
+class RequestRecorder:
     """Times one request and records it with the labels known when it ends."""
 
     def __init__(self, metrics: ServingMetrics, models: Models, clock: Clock) -> None:
@@ -162,7 +163,7 @@ class RequestMetrics:
         self, app: ASGIApp, metrics: ServingMetrics, models: Models, clock: Clock | None = None
     ) -> None:
         self.app = app
-        self._recorder = _Recorder(metrics, models, clock or SystemClock())
+        self._recorder = RequestRecorder(metrics, models, clock or SystemClock())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         target = classify(scope["method"], scope["path"]) if scope["type"] == "http" else None
@@ -198,7 +199,7 @@ class GrpcRequestMetrics(grpc.aio.ServerInterceptor):
     """The same metrics for ``ModelInfer`` calls of the V2 gRPC service."""
 
     def __init__(self, metrics: ServingMetrics, models: Models, clock: Clock | None = None) -> None:
-        self._recorder = _Recorder(metrics, models, clock or SystemClock())
+        self._recorder = RequestRecorder(metrics, models, clock or SystemClock())
 
     async def intercept_service(
         self,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,9 +43,12 @@ __all__ = [
     "JsonFormatter",
     "RequestContext",
     "TextFormatter",
+    "bind_incoming",
     "bind_request",
     "configure_logging",
+    "log_access",
     "note_answer",
+    "outgoing_header",
 ]
 
 ACCESS_LOGGER = "modelport.access"
@@ -88,6 +92,51 @@ def _logged_request_id() -> str | None:
     return current_request_id() if _REQUEST.get() is not None else None
 
 
+def bind_incoming(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """Bind this request's id (the client's header-safe ``X-Request-ID``, else a fresh one)
+    to the current context and return it."""
+    given = None
+    for name, value in headers:
+        if name == _HEADER:
+            given = valid_request_id(value.decode("latin-1"))
+            break
+    request_id = given or new_request_id()
+    bind_request(request_id)
+    return request_id
+
+
+def outgoing_header(request_id: str) -> tuple[bytes, bytes]:
+    """The response's ``X-Request-ID``: the final id (a V2 body ``id`` may have replaced the
+    one bound at the start), else ``request_id``."""
+    final = current_request_id()
+    if final is not request_id:
+        final = valid_request_id(final) or request_id
+    return _HEADER, final.encode()
+
+
+def log_access(method: str, path: str, status: int, seconds: float) -> None:
+    """One ``modelport.access`` line for a prediction request (never a payload value)."""
+    if not _access.isEnabledFor(logging.INFO):
+        return
+    request = _REQUEST.get() or _Request()
+    latency_ms = round(seconds * 1000.0, 3)
+    _access.info(
+        "%s %s %d %.3fms",
+        method,
+        path,
+        status,
+        latency_ms,
+        extra={
+            "method": method,
+            "path": path,
+            "status": status,
+            "latency_ms": latency_ms,
+            "model": request.model or None,
+            "version": request.version or None,
+        },
+    )
+
+
 class RequestContext:
     """Pure ASGI middleware: request id in and out, and the access log (see module doc)."""
 
@@ -102,13 +151,7 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = None
-        for name, value in scope["headers"]:
-            if name == _HEADER:
-                given = valid_request_id(value.decode("latin-1"))
-                break
-        request_id = given or new_request_id()
-        bind_request(request_id)
+        request_id = bind_incoming(scope["headers"])
         target = classify(scope["method"], scope["path"]) if self.access_log else None
         status = 500
 
@@ -116,10 +159,7 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                final = current_request_id()  # a V2 body id may have replaced ours
-                if final is not request_id:
-                    final = valid_request_id(final) or request_id
-                message["headers"] = [*message.get("headers", ()), (_HEADER, final.encode())]
+                message["headers"] = [*message.get("headers", ()), outgoing_header(request_id)]
             await send(message)
 
         if target is None:
@@ -129,28 +169,7 @@ class RequestContext:
         try:
             await self.app(scope, receive, sending)
         finally:
-            self._log_access(scope, status, self.clock.monotonic() - started)
-
-    def _log_access(self, scope: Scope, status: int, seconds: float) -> None:
-        if not _access.isEnabledFor(logging.INFO):
-            return
-        request = _REQUEST.get() or _Request()
-        latency_ms = round(seconds * 1000.0, 3)
-        _access.info(
-            "%s %s %d %.3fms",
-            scope["method"],
-            scope["path"],
-            status,
-            latency_ms,
-            extra={
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": status,
-                "latency_ms": latency_ms,
-                "model": request.model or None,
-                "version": request.version or None,
-            },
-        )
+            log_access(scope["method"], scope["path"], status, self.clock.monotonic() - started)
 
 
 class _RequestIdFilter(logging.Filter):

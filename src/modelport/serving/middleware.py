@@ -7,10 +7,24 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelport.serving.admission import InflightLimiter, retry_after_header
 
-__all__ = ["InflightLimit"]
+__all__ = ["InflightLimit", "refusal"]
 
 # Probes and metadata must answer even when the worker is saturated.
 EXEMPT_PREFIXES = ("/v2/health", "/ping", "/health", "/metrics")
+
+
+def refusal(limiter: InflightLimiter) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """``(status, headers, body)`` of a request refused at the in-flight limit."""
+    body = orjson.dumps({"error": "server is at its in-flight request limit; retry later"})
+    return (
+        503,
+        [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", retry_after_header(limiter.retry_after_s()).encode()),
+        ],
+        body,
+    )
 
 
 class InflightLimit:
@@ -26,18 +40,8 @@ class InflightLimit:
             await self.app(scope, receive, send)
             return
         if not self.limiter.try_acquire():
-            body = orjson.dumps({"error": "server is at its in-flight request limit; retry later"})
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 503,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"retry-after", retry_after_header(self.limiter.retry_after_s()).encode()),
-                    ],
-                }
-            )
+            status, headers, body = refusal(self.limiter)
+            await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
         try:
