@@ -405,15 +405,40 @@ def test_prune_deletes_old_predictions_and_their_feedback(store: SqlPredictionSt
 
 
 # -- through the writer -------------------------------------------------------------------------
-def test_the_writer_fills_the_store(store: SqlPredictionStore) -> None:
+@pytest.mark.parametrize("on_submit", [False, True], ids=["writer converts", "submit converts"])
+def test_the_writer_fills_the_store(store: SqlPredictionStore, on_submit: bool) -> None:
+    """Converted in the writer thread or on submit (the rows then made by the store's
+    ``encode_row``), the same records are stored the same way."""
     drops: list[tuple[str, str, int]] = []
-    with PredictionLog(store, batch_size=50, on_drop=lambda *a: drops.append(a)) as log:
+    log = PredictionLog(
+        store, batch_size=50, on_drop=lambda *a: drops.append(a), convert_on_submit=on_submit
+    )
+    with log:
         for i in range(120):
-            log.submit(record(f"r{i}", outputs=label_of(i % 2), at=T0 + timedelta(seconds=i)))
+            inputs = {"x": np.array([float(i), np.nan]), "s": np.array(["a", 'q"\\'])}
+            log.submit(
+                record(
+                    f"r{i}",
+                    outputs=label_of(i % 2, rows=2),
+                    at=T0 + timedelta(seconds=i),
+                    inputs=inputs,
+                    rows=2,
+                )
+            )
         assert log.flush(WAIT_S)
         assert log.stats.written == 120
     assert drops == []
-    assert store.counts()[0].predictions == 120
+    [counts] = store.counts()
+    assert (counts.predictions, counts.first_at, counts.last_at) == (
+        120,
+        T0,
+        T0 + timedelta(seconds=119),
+    )
+    frame = store.recent_inputs("clf", limit=4)
+    assert frame["x"].tolist()[::2] == [118.0, 119.0]
+    assert frame["x"].isna().tolist()[1::2] == [True, True]
+    assert frame["s"].tolist() == ["a", 'q"\\'] * 2
+    assert store.recent_outputs("clf", limit=2)["label"].tolist() == [1, 1]
 
 
 def test_redacted_values_never_reach_the_database_file(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import pandas as pd
 from sqlalchemy import Connection, Engine
@@ -36,7 +36,6 @@ from modelport.monitoring.accuracy import (
 from modelport.monitoring.feedback import FeedbackItem
 from modelport.monitoring.logstore_batch import BatchInsert
 from modelport.monitoring.logstore_queries import (
-    PREDICTION_KEY,
     counts_query,
     ids_query,
     labeled_query,
@@ -150,16 +149,26 @@ class SqlPredictionStore:
 
     # -- the sink -----------------------------------------------------------------------------
     def write(self, records: Sequence[PredictionRecord]) -> None:
-        """Insert a batch of records in one transaction (a repeat of a key replaces the row)."""
-        rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+        """Insert a batch of records in one transaction (a repeat of a key replaces the row).
+        Records that carry the ``row`` this store's ``encode_row`` made are not encoded again."""
+        rows: dict[tuple[str, str, str], str] = {}
         for position, record in enumerate(records):
-            row = prediction_row(record, position)
-            rows[tuple(row[k] for k in PREDICTION_KEY)] = row
+            key = (record.model, record.request_id, record.version)
+            rows[key] = record.row if record.row is not None else self._encode(record, position)
         if not rows:
             return
         payload = self._insert.payload(rows.values())  # one JSON array: see logstore_batch
         with self._begin("writing prediction records") as conn:
             conn.exec_driver_sql(self._insert.sql, (payload,))
+
+    def encode_row(self, record: PredictionRecord) -> str:
+        """The stored form of ``record`` (converted here unless it was), for ``write``: a
+        prediction log may make it when the record is submitted, so that its writer thread
+        only joins rows (``PredictionLog(convert_on_submit=True)``)."""
+        return self._encode(record, 0)
+
+    def _encode(self, record: PredictionRecord, position: int) -> str:
+        return self._insert.encode(prediction_row(record, position))
 
     # -- ground truth -------------------------------------------------------------------------
     def add_feedback(self, model: str, items: Iterable[FeedbackItem]) -> FeedbackResult:

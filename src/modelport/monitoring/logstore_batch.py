@@ -79,8 +79,9 @@ _TIME = BATCH_COLUMNS.index("predicted_at")
 
 
 class BatchInsert:
-    """The upsert of a batch of prediction rows (dicts keyed by ``BATCH_COLUMNS``, times
-    aware) for one dialect: ``sql`` takes one parameter, ``payload(rows)``."""
+    """The upsert of a batch of prediction rows for one dialect: ``sql`` takes one
+    parameter, the JSON array ``payload`` joins from rows that ``encode`` made one by one
+    (a row is a dict keyed by ``BATCH_COLUMNS``, its time aware)."""
 
     def __init__(self, dialect: str) -> None:
         if dialect not in ("sqlite", "postgresql"):
@@ -88,14 +89,16 @@ class BatchInsert:
         self.dialect = dialect
         self.sql = _sqlite_sql() if dialect == "sqlite" else _postgres_sql()
 
-    def payload(self, rows: Iterable[dict[str, Any]]) -> str:
-        """The JSON parameter: arrays in column order (SQLite) or objects (PostgreSQL)."""
-        values: list[Any] = []
+    def encode(self, row: dict[str, Any]) -> str:
+        """One row as the JSON the statement unpacks: an array in column order (SQLite) or
+        an object (PostgreSQL)."""
         if self.dialect == "sqlite":
-            for row in rows:
-                picked = list(_pick(row))
-                picked[_TIME] = _sqlite_time(picked[_TIME])
-                values.append(picked)
-        else:
-            values = [dict(zip(BATCH_COLUMNS, _pick(row), strict=True)) for row in rows]
-        return orjson.dumps(values).decode()
+            picked = list(_pick(row))
+            picked[_TIME] = _sqlite_time(picked[_TIME])
+            return orjson.dumps(picked).decode()
+        return orjson.dumps(dict(zip(BATCH_COLUMNS, _pick(row), strict=True))).decode()
+
+    @staticmethod
+    def payload(encoded: Iterable[str]) -> str:
+        """The statement's parameter: the encoded rows as one JSON array."""
+        return "[" + ",".join(encoded) + "]"

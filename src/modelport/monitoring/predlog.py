@@ -132,6 +132,10 @@ class PredictionLog:
         self._converts = bool(getattr(sink, "converts", False))
         self._encode = bool(getattr(sink, "stores_encoded", False))
         self._early = bool(convert_on_submit) and not self._converts
+        # ... and a sink that encodes its rows itself has them made on submit too
+        self._encode_row: Callable[[PredictionRecord], str] | None = (
+            getattr(sink, "encode_row", None) if self._early else None
+        )
         self._cond = threading.Condition()
         self._queue: deque[PredictionRecord] = deque()
         self._counts = Counter[str]()
@@ -292,7 +296,13 @@ class PredictionLog:
             self._dropped(failed)
 
     def _prepare(self, record: PredictionRecord) -> PredictionRecord:
-        return prepare_record(record, redact=self._redact, encode=self._encode, **self._caps)
+        return prepare_record(
+            record,
+            redact=self._redact,
+            encode=self._encode,
+            encode_row=self._encode_row,
+            **self._caps,
+        )
 
     def _prepared(
         self, batch: list[PredictionRecord], failed: Counter[tuple[str, str]]

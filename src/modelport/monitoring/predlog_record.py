@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -30,7 +30,9 @@ class PredictionRecord:
 
     ``inputs``: a DataFrame, an array (2-D with column names in ``input_names``, or 1-D) or a
     mapping name -> array; ``outputs``: a mapping name -> array. Either may be None (a failed
-    request has no outputs). ``time`` is when the answer was given (aware UTC).
+    request has no outputs). ``time`` is when the answer was given (aware UTC). ``row`` is the
+    sink's own encoding of the prepared record (``encode_row``), made on submit when the log
+    converts there, so that its writer thread only joins rows.
     """
 
     request_id: str
@@ -45,6 +47,7 @@ class PredictionRecord:
     outputs: Mapping[str, Any] | None = None
     input_names: tuple[str, ...] | None = None
     truncated: bool = False
+    row: str | None = None  # the sink's stored form, when it was made on submit
 
 
 class PredictionSink(Protocol):
@@ -83,9 +86,11 @@ def prepare_record(
     max_rows: int = MAX_ROWS,
     max_values: int = MAX_VALUES,
     encode: bool = False,
+    encode_row: Callable[[PredictionRecord], str] | None = None,
 ) -> PredictionRecord:
     """``record`` with JSON-able, capped and redacted ``Columns`` as inputs and outputs (with
-    ``encode``, the same columns as ``EncodedColumns``: JSON text, for a sink that stores it).
+    ``encode``, the same columns as ``EncodedColumns``: JSON text, for a sink that stores it;
+    with ``encode_row``, also the sink's stored form of the whole record in ``row``).
 
     Raises ``ValueError`` for a record that cannot be stored (names over ``MAX_FIELD_LENGTH``
     characters, a naive time, inputs that do not match their names).
@@ -105,7 +110,7 @@ def prepare_record(
         inputs, cut_in = convert(record.inputs, record.input_names, **caps)
     if record.outputs is not None:
         outputs, cut_out = convert(record.outputs, **caps)
-    return PredictionRecord(
+    ready = PredictionRecord(
         request_id=record.request_id,
         endpoint=record.endpoint,
         model=record.model,
@@ -118,3 +123,7 @@ def prepare_record(
         outputs=outputs,
         truncated=record.truncated or cut_in or cut_out,
     )
+    if encode_row is None:
+        return ready
+    object.__setattr__(ready, "row", encode_row(ready))  # still being built: never shared
+    return ready
