@@ -3,6 +3,7 @@ recorder, the status and drift shapes, the alert state across restarts, the conf
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
@@ -187,6 +188,40 @@ def test_the_recorder_never_raises(caplog: pytest.LogCaptureFixture) -> None:
             recorder.observed(served, np.zeros(1), None, 0.01, request_id="a", ok=True)
     assert caplog.text.count("recording a prediction failed") == 1
     recorder.observed(served, np.zeros(1), None, -1.0, request_id="b", ok=True)  # bad latency
+
+
+def test_on_a_loop_the_record_is_submitted_once_the_caller_yields(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The windows count at once; the record (which the log converts as it is submitted)
+    goes in a loop callback, after the answer; a failing log is logged, never raised."""
+    c = clock()
+    recorder = PredictionRecorder(WorkerWindows([60], c), c)
+    log = _Log()
+    recorder.log = log  # type: ignore[assignment]
+    served = _served(None)
+
+    async def main() -> tuple[int, int, int]:
+        recorder.observed(served, np.zeros(1), None, 0.01, request_id="a", ok=True)
+        counted = recorder.windows.merged()[60].snapshot(("m", "m", "2")).count
+        before = len(log.records)
+        await asyncio.sleep(0)
+        return counted, before, len(log.records)
+
+    assert asyncio.run(main()) == (1, 0, 1)
+    assert log.records[0].request_id == "a"
+    assert log.records[0].time == START  # the time of the answer, not of the callback
+
+    recorder.log = _Log(fail=True)  # type: ignore[assignment]
+
+    async def failing() -> None:
+        for _ in range(2):
+            recorder.observed(served, np.zeros(1), None, 0.01, request_id="b", ok=True)
+        await asyncio.sleep(0)
+
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(failing())
+    assert caplog.text.count("recording a prediction failed") == 1
 
 
 # -- shapes -----------------------------------------------------------------------------------

@@ -3,13 +3,16 @@
 ``PredictionRecorder`` is the data plane's ``PredictionObserver``. Per prediction it counts the
 request in the rolling windows (an error is a 5xx answer: model failures, timeouts, shedding;
 client errors count as requests but not as errors, as in the PromQL of
-``monitoring.promrules``) and queues a ``PredictionRecord`` holding the raw inputs and outputs:
-the log's writer thread converts, redacts and writes them. It costs microseconds. Windows are
-keyed ``(endpoint, model, version)``, the endpoint named after the model for now.
+``monitoring.promrules``) and queues a ``PredictionRecord`` holding the raw inputs and outputs.
+The log converts (redacts, caps, encodes) a record as it is submitted, which takes a few
+microseconds, so the submit runs in a loop callback once the answer has gone out, in the time
+the loop would otherwise spend waiting for the client's next request. Windows are keyed
+``(endpoint, model, version)``, the endpoint named after the model for now.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -93,22 +96,37 @@ class PredictionRecorder:
                     names = seen.columns
                 elif seen.tensor is not None:
                     inputs = {seen.tensor: inputs}
-            writer.submit(
-                PredictionRecord(
-                    request_id=request_id,
-                    endpoint=seen.model,
-                    model=seen.model,
-                    version=seen.version,
-                    time=self._clock.now(),
-                    latency_s=latency_s,
-                    rows=prediction.rows if prediction is not None else rows_of(inputs),
-                    ok=ok,
-                    inputs=inputs,
-                    outputs=prediction.outputs if prediction is not None else None,
-                    input_names=names,
-                )
+            record = PredictionRecord(
+                request_id=request_id,
+                endpoint=seen.model,
+                model=seen.model,
+                version=seen.version,
+                time=self._clock.now(),
+                latency_s=latency_s,
+                rows=prediction.rows if prediction is not None else rows_of(inputs),
+                ok=ok,
+                inputs=inputs,
+                outputs=prediction.outputs if prediction is not None else None,
+                input_names=names,
             )
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not on a loop (a test, an embedding): submit at once
+                writer.submit(record)
+                return
+            # Submitting converts the record (microseconds): after the answer has gone out,
+            # in the time the loop would otherwise wait for the client's next request.
+            loop.call_soon(self._submit, writer, record)
         except Exception:  # monitoring must never fail a request
-            self._failures += 1
-            if self._failures == 1 or self._failures % 10_000 == 0:
-                log.exception("recording a prediction failed (%d times so far)", self._failures)
+            self._failed()
+
+    def _submit(self, writer: PredictionLog, record: PredictionRecord) -> None:
+        try:
+            writer.submit(record)
+        except Exception:  # a callback of the loop: never raise into it
+            self._failed()
+
+    def _failed(self) -> None:
+        self._failures += 1
+        if self._failures == 1 or self._failures % 10_000 == 0:
+            log.exception("recording a prediction failed (%d times so far)", self._failures)
