@@ -15,7 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from modelport.api.deployments import DeployPlan, deploy, read_spec
 from modelport.api.fastpath import build_and_record, build_at_registration, load_variant
+from modelport.core.deployment import DeploymentSpec
 from modelport.core.envlock import EnvironmentLock, Mismatch, blocking
 from modelport.core.errors import (
     EnvironmentMismatchError,
@@ -37,6 +39,12 @@ from modelport.core.model import (
 from modelport.core.names import validate_name
 from modelport.core.profile import DatasetProfile
 from modelport.core.refs import ModelRef
+from modelport.core.rollouts import (
+    DeploymentRecord,
+    RolloutCommandRecord,
+    RolloutEventRecord,
+    RolloutRecord,
+)
 from modelport.core.settings import Settings
 from modelport.core.signature import Signature
 from modelport.packaging.envlock import capture_lock, check_lock, imported_distributions
@@ -401,3 +409,34 @@ class Registry:
 
     def audit(self, **filters: Any) -> list[AuditEvent]:
         return self.service.audit(**filters)
+
+    # deployments and rollouts --------------------------------------------------------------
+    def deploy(self, spec: DeploymentSpec | str | Path, *, dry_run: bool = False) -> DeployPlan:
+        """Validate a spec (a ``DeploymentSpec`` or a YAML file), check that its refs resolve and
+        record it as the endpoint's next revision (``dry_run``: only check). A running
+        ``modelport serve`` starts the rollout from the recorded revision."""
+        parsed = spec if isinstance(spec, DeploymentSpec) else read_spec(Path(spec))
+        return deploy(self.service, parsed, dry_run=dry_run)
+
+    def deployment(self, endpoint: str, revision: int | None = None) -> DeploymentRecord:
+        return self.service.get_deployment(endpoint, revision)
+
+    def deployments(self) -> list[DeploymentRecord]:
+        return self.service.list_deployments()
+
+    def rollout(self, endpoint: str) -> RolloutRecord | None:
+        """The endpoint's rollout in progress, if any."""
+        return self.service.current_rollout(endpoint)
+
+    def rollouts(
+        self, endpoint: str | None = None, active_only: bool = False
+    ) -> list[RolloutRecord]:
+        return self.service.list_rollouts(endpoint, active_only)
+
+    def rollout_history(self, endpoint: str) -> list[RolloutEventRecord]:
+        return self.service.rollout_history(endpoint)
+
+    def rollout_command(self, endpoint: str, op: str, reason: str = "") -> RolloutCommandRecord:
+        """Queue promote, rollback, abort, pause or resume for the rollout in progress; the
+        controller acts on it."""
+        return self.service.add_rollout_command(endpoint, op, reason)

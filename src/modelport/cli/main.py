@@ -27,6 +27,7 @@ from modelport.cli.registry_commands import (
     models,
     register,
 )
+from modelport.cli.rollout_commands import deploy, deployments, rollout
 from modelport.cli.serve_command import serve
 from modelport.core.errors import EnvironmentMismatchWarning, ModelportError
 
@@ -67,6 +68,9 @@ for command in (register, models, alias, audit, env, data, predict, serve, quick
 for command in (status, drift, feedback, alerts):
     cli.add_command(command)
 cli.add_command(gates)
+cli.add_command(deploy)
+cli.add_command(rollout)
+cli.add_command(deployments)
 
 
 def _show_warning(

@@ -18,7 +18,9 @@ to HTTP, ``cli`` maps them to exit codes.
     │   ├── VersionNotFoundError
     │   ├── AliasNotFoundError
     │   ├── DatasetNotFoundError
-    │   └── ArtifactNotFoundError
+    │   ├── ArtifactNotFoundError
+    │   ├── DeploymentNotFoundError       an endpoint without a recorded spec (or that revision)
+    │   └── RolloutNotFoundError          no such rollout, no rollout in progress, no command
     ├── ConflictError                     the object exists already / changed concurrently
     ├── IntegrityError
     │   └── DigestMismatchError           an artifact does not match its recorded digest
@@ -48,6 +50,7 @@ __all__ = [
     "ConflictError",
     "DatasetNotFoundError",
     "DeadlineExceededError",
+    "DeploymentNotFoundError",
     "DigestMismatchError",
     "EnvironmentMismatchError",
     "EnvironmentMismatchWarning",
@@ -65,6 +68,7 @@ __all__ = [
     "OverloadedError",
     "PredictionError",
     "RequestTooLargeError",
+    "RolloutNotFoundError",
     "ShuttingDownError",
     "SignatureError",
     "SpecError",
@@ -155,6 +159,14 @@ class DatasetNotFoundError(NotFoundError):
 
 class ArtifactNotFoundError(NotFoundError):
     code = "artifact_not_found"
+
+
+class DeploymentNotFoundError(NotFoundError):
+    code = "deployment_not_found"
+
+
+class RolloutNotFoundError(NotFoundError):
+    code = "rollout_not_found"
 
 
 class ConflictError(ModelportError):

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from modelport.core.deployment import DeploymentSpec
 from modelport.core.model import (
     AliasMove,
     AuditEvent,
@@ -22,12 +23,20 @@ from modelport.core.model import (
     RegisteredModel,
     Variant,
 )
+from modelport.core.rollouts import (
+    DeploymentRecord,
+    NewRolloutEvent,
+    RolloutCommandRecord,
+    RolloutEventRecord,
+    RolloutRecord,
+)
 
 __all__ = ["ArtifactStore", "MetadataStore"]
 
 
 class MetadataStore(Protocol):
-    """Models, immutable versions, aliases with history, datasets and the audit log.
+    """Models, immutable versions, aliases with history, datasets, deployments with their
+    rollouts, and the audit log.
 
     Every mutating method writes its audit event in the same transaction as the change.
     """
@@ -103,6 +112,93 @@ class MetadataStore(Protocol):
         ...
 
     def list_dataset_versions(self, name: str | None = None) -> list[DatasetVersion]: ...
+
+    # deployments and rollouts ----------------------------------------------------------------
+
+    def record_deployment(self, spec: DeploymentSpec, actor: str) -> DeploymentRecord:
+        """Append ``spec`` as its endpoint's next revision (from 1), audited as
+        ``deployment.record``; if the latest revision has the same digest, return it and write
+        nothing."""
+        ...
+
+    def get_deployment(self, endpoint: str, revision: int | None = None) -> DeploymentRecord:
+        """A revision of the endpoint's spec (the latest when None);
+        ``DeploymentNotFoundError`` when missing."""
+        ...
+
+    def list_deployments(self) -> list[DeploymentRecord]:
+        """The latest revision of every endpoint's spec, by endpoint."""
+        ...
+
+    def start_rollout(
+        self,
+        endpoint: str,
+        spec_revision: int,
+        state: Mapping[str, Any],
+        phase: str,
+        actor: str,
+    ) -> RolloutRecord:
+        """Create a rollout at ``revision`` 1; ``ConflictError`` while another rollout of the
+        endpoint is unfinished (at most one is)."""
+        ...
+
+    def save_rollout(
+        self,
+        rollout_id: int,
+        state: Mapping[str, Any],
+        phase: str,
+        expected_revision: int,
+        actor: str,
+        finished: bool = False,
+        *,
+        events: Sequence[NewRolloutEvent] = (),
+        consumed: Sequence[int] = (),
+    ) -> RolloutRecord:
+        """Compare-and-swap on ``revision``: ``ConflictError`` if the rollout is no longer at
+        ``expected_revision`` or is finished; ``events`` and ``consumed`` command ids land in
+        the same transaction."""
+        ...
+
+    def current_rollout(self, endpoint: str) -> RolloutRecord | None:
+        """The endpoint's unfinished rollout, if any."""
+        ...
+
+    def latest_rollout(self, endpoint: str) -> RolloutRecord | None:
+        """The endpoint's newest rollout, finished or not."""
+        ...
+
+    def list_rollouts(
+        self, endpoint: str | None = None, active_only: bool = False
+    ) -> list[RolloutRecord]:
+        """Rollouts oldest first (of one endpoint, or only the unfinished ones)."""
+        ...
+
+    def add_rollout_events(
+        self, rollout_id: int, events: Sequence[NewRolloutEvent], actor: str
+    ) -> None:
+        """Append events to a rollout's timeline, each also an audit event named by its kind."""
+        ...
+
+    def rollout_history(self, endpoint: str) -> list[RolloutEventRecord]:
+        """Every event of every rollout of the endpoint, oldest first."""
+        ...
+
+    def add_rollout_command(
+        self, endpoint: str, op: str, actor: str, reason: str = ""
+    ) -> RolloutCommandRecord:
+        """Queue an operator command for the endpoint's unfinished rollout;
+        ``RolloutNotFoundError`` when there is none."""
+        ...
+
+    def pending_commands(self, rollout_id: int) -> list[RolloutCommandRecord]:
+        """The rollout's commands not consumed yet, oldest first."""
+        ...
+
+    def consume_command(self, command_id: int, actor: str) -> None:
+        """Mark a command acted on, once: ``ConflictError`` if it was consumed already."""
+        ...
+
+    # audit ------------------------------------------------------------------------------------
 
     def record_audit(
         self,

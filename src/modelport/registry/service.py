@@ -1,4 +1,5 @@
-"""The registry service: versions, datasets, aliases and audit over the two stores.
+"""The registry service: versions, datasets, aliases, deployments and rollouts, and audit over
+the two stores.
 
 It takes artifacts that are already on disk (a file or a directory), makes them content-addressed
 and immutable, and gives back verified copies. Knowing how to save or load a framework's model is
@@ -7,12 +8,13 @@ the runtime layer's job; ``modelport.api.Registry`` composes both.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from modelport.core.deployment import DeploymentSpec
 from modelport.core.envlock import EnvironmentLock
 from modelport.core.errors import ArtifactNotFoundError, InvalidInputError
 from modelport.core.model import (
@@ -32,6 +34,13 @@ from modelport.core.model import (
 from modelport.core.names import validate_alias, validate_key, validate_name
 from modelport.core.profile import DatasetProfile, profile_frame
 from modelport.core.refs import ModelRef
+from modelport.core.rollouts import (
+    DeploymentRecord,
+    NewRolloutEvent,
+    RolloutCommandRecord,
+    RolloutEventRecord,
+    RolloutRecord,
+)
 from modelport.core.signature import Signature
 from modelport.registry.artifacts.files import materialize, snapshot
 from modelport.registry.datasets import dataset_format, read_table, table_schema
@@ -249,6 +258,75 @@ class RegistryService:
         return materialize(
             dataset.manifest, self.artifacts, self.cache_dir / dataset.digest.split(":", 1)[-1]
         )
+
+    # deployments and rollouts -------------------------------------------------------------
+    # Mutations are recorded with ``self.actor``; reads pass straight through. The semantics
+    # (revisions, compare-and-swap, one unfinished rollout per endpoint) are the store's.
+    def record_deployment(self, spec: DeploymentSpec) -> DeploymentRecord:
+        """Record ``spec`` as its endpoint's next revision (no-op when the latest is equal)."""
+        return self.meta.record_deployment(spec, self.actor)
+
+    def get_deployment(self, endpoint: str, revision: int | None = None) -> DeploymentRecord:
+        return self.meta.get_deployment(endpoint, revision)
+
+    def list_deployments(self) -> list[DeploymentRecord]:
+        return self.meta.list_deployments()
+
+    def start_rollout(
+        self, endpoint: str, spec_revision: int, state: Mapping[str, Any], phase: str
+    ) -> RolloutRecord:
+        return self.meta.start_rollout(endpoint, spec_revision, state, phase, self.actor)
+
+    def save_rollout(
+        self,
+        rollout_id: int,
+        state: Mapping[str, Any],
+        phase: str,
+        expected_revision: int,
+        finished: bool = False,
+        *,
+        events: Sequence[NewRolloutEvent] = (),
+        consumed: Sequence[int] = (),
+    ) -> RolloutRecord:
+        """Compare-and-swap on the rollout's ``revision`` (``ConflictError`` if it moved)."""
+        return self.meta.save_rollout(
+            rollout_id,
+            state,
+            phase,
+            expected_revision,
+            self.actor,
+            finished,
+            events=events,
+            consumed=consumed,
+        )
+
+    def current_rollout(self, endpoint: str) -> RolloutRecord | None:
+        """The endpoint's unfinished rollout, if any."""
+        return self.meta.current_rollout(endpoint)
+
+    def latest_rollout(self, endpoint: str) -> RolloutRecord | None:
+        """The endpoint's newest rollout, finished or not."""
+        return self.meta.latest_rollout(endpoint)
+
+    def list_rollouts(
+        self, endpoint: str | None = None, active_only: bool = False
+    ) -> list[RolloutRecord]:
+        return self.meta.list_rollouts(endpoint, active_only)
+
+    def add_rollout_events(self, rollout_id: int, events: Sequence[NewRolloutEvent]) -> None:
+        self.meta.add_rollout_events(rollout_id, events, self.actor)
+
+    def rollout_history(self, endpoint: str) -> list[RolloutEventRecord]:
+        return self.meta.rollout_history(endpoint)
+
+    def add_rollout_command(self, endpoint: str, op: str, reason: str = "") -> RolloutCommandRecord:
+        return self.meta.add_rollout_command(endpoint, op, self.actor, reason)
+
+    def pending_commands(self, rollout_id: int) -> list[RolloutCommandRecord]:
+        return self.meta.pending_commands(rollout_id)
+
+    def consume_command(self, command_id: int) -> None:
+        self.meta.consume_command(command_id, self.actor)
 
     # audit --------------------------------------------------------------------------------
     def record(

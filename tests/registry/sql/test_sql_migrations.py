@@ -65,9 +65,10 @@ def test_migrations_ship_inside_the_package() -> None:
         "versions/0001_initial.py",
         "versions/0002_variants.py",
         "versions/0003_gate_reports.py",
+        "versions/0004_deployments.py",
     ):
         assert (MIGRATIONS_DIR / name).is_file()
-    assert head_revision() == "0003"
+    assert head_revision() == "0004"
 
 
 def test_upgrade_builds_exactly_the_declared_schema(engine: Engine) -> None:

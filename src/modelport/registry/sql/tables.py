@@ -37,10 +37,14 @@ __all__ = [
     "audit_events",
     "dataset_versions",
     "datasets",
+    "deployment_specs",
     "gate_reports",
     "metadata",
     "model_versions",
     "models",
+    "rollout_commands",
+    "rollout_events",
+    "rollouts",
     "version_datasets",
     "version_variants",
 ]
@@ -239,3 +243,72 @@ audit_events = Table(
 )
 
 Index(None, audit_events.c.action)
+
+deployment_specs = Table(
+    "deployment_specs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("endpoint", String(100), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("spec", _json(), nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("endpoint", "revision"),
+)
+
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("endpoint", String(100), nullable=False, index=True),
+    Column("spec_revision", Integer, nullable=False),
+    Column("phase", String(32), nullable=False),
+    Column("state", _json(), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    ForeignKeyConstraint(
+        ["endpoint", "spec_revision"],
+        ["deployment_specs.endpoint", "deployment_specs.revision"],
+        name="fk_rollouts_spec_deployment_specs",
+    ),
+)
+
+# At most one unfinished rollout per endpoint; the write transaction checks it first, this
+# partial index (SQLite and PostgreSQL both have them) guarantees it.
+Index(
+    "uq_rollouts_endpoint_unfinished",
+    rollouts.c.endpoint,
+    unique=True,
+    sqlite_where=rollouts.c.finished_at.is_(None),
+    postgresql_where=rollouts.c.finished_at.is_(None),
+)
+
+rollout_events = Table(
+    "rollout_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("rollout_id", ForeignKey("rollouts.id"), nullable=False, index=True),
+    Column("endpoint", String(100), nullable=False, index=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("kind", String(100), nullable=False),
+    Column("phase_from", String(32), nullable=True),
+    Column("phase_to", String(32), nullable=True),
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("figures", _json(), nullable=False),
+)
+
+rollout_commands = Table(
+    "rollout_commands",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("rollout_id", ForeignKey("rollouts.id"), nullable=False, index=True),
+    Column("op", String(16), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("consumed_at", UtcDateTime, nullable=True),
+)

@@ -45,6 +45,7 @@ __all__ = [
     "add_gate_report",
     "add_variant",
     "add_version",
+    "inserted_id",
     "move_alias",
 ]
 
@@ -66,7 +67,7 @@ def add_version(
     result = conn.execute(
         insert(model_versions).values(model_id=mid, number=number, created_at=now, **values)
     )
-    version_id = _inserted_id(result)
+    version_id = inserted_id(result)
     if links:
         conn.execute(
             insert(version_datasets),
@@ -155,7 +156,7 @@ def add_gate_report(
             version_id=version_id, created_by=actor, created_at=now, **values
         )
     )
-    report_id = _inserted_id(result)
+    report_id = inserted_id(result)
     details = {"gate": values["gate"], "passed": values["passed"], "report_id": report_id}
     add_audit(conn, now, actor, "version.gate", "model", name, number, details)
     return GateReportRecord(
@@ -253,7 +254,7 @@ def add_audit(
         )
     )
     return AuditEvent(
-        id=_inserted_id(result),
+        id=inserted_id(result),
         at=at.astimezone(UTC),
         actor=actor,
         action=action,
@@ -281,7 +282,7 @@ def _next_number(conn: Connection, table: Table, parent: Any, parent_id: int) ->
     return (queries.latest_number(conn, table, parent, parent_id) or 0) + 1
 
 
-def _inserted_id(result: CursorResult[Any]) -> int:
+def inserted_id(result: CursorResult[Any]) -> int:
     key = result.inserted_primary_key
     if key is None:  # pragma: no cover - every table has an integer primary key
         raise StoreError("the metadata database returned no id for a new row")
