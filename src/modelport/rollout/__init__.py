@@ -1,5 +1,6 @@
 """modelport.rollout: progressive delivery. The analysis and the state machine are pure
-(windows, thresholds and a time in; verdicts and actions out); the controller applies them."""
+(windows, thresholds and a time in; verdicts and actions out); the ``Controller`` applies them
+through the ports of ``rollout.ports``."""
 
 from modelport.rollout.analysis import (
     AnalysisCheck,
@@ -9,9 +10,23 @@ from modelport.rollout.analysis import (
     VersionWindow,
     analyse,
 )
+from modelport.rollout.applier import EndpointTick, TickReport
+from modelport.rollout.controller import Controller, Sleep
 from modelport.rollout.machine import (
     new_rollout,
     step,
+)
+from modelport.rollout.ports import (
+    Aliases,
+    CommandRecordLike,
+    DeploymentRecordLike,
+    GateRunner,
+    Resolve,
+    RolloutRecordLike,
+    RolloutStore,
+    Traffic,
+    TrafficAction,
+    WindowSource,
 )
 from modelport.rollout.state import (
     Action,
@@ -39,29 +54,43 @@ from modelport.rollout.state import (
 
 __all__ = [
     "Action",
+    "Aliases",
     "AnalysisCheck",
     "CheckOutcome",
     "Command",
+    "CommandRecordLike",
+    "Controller",
+    "DeploymentRecordLike",
+    "EndpointTick",
     "Event",
     "Figure",
+    "GateRunner",
     "GatesReported",
     "Observation",
     "Op",
     "Phase",
     "Promote",
     "Record",
+    "Resolve",
     "Rollback",
+    "RolloutRecordLike",
     "RolloutState",
+    "RolloutStore",
     "RunGates",
     "SetWeights",
     "ShadowWindow",
+    "Sleep",
     "Stage",
     "StageName",
     "StartShadow",
     "StopShadow",
     "Tick",
+    "TickReport",
+    "Traffic",
+    "TrafficAction",
     "Verdict",
     "VersionWindow",
+    "WindowSource",
     "action_to_dict",
     "analyse",
     "new_rollout",

@@ -66,6 +66,7 @@ Op = Literal["promote", "rollback", "abort", "pause", "resume"]
 Figure = AnalysisCheck | GateCheck
 """A recorded figure: an analysis check or a gate check (both have ``to_dict``)."""
 _FORMAT = 1
+OUTBOX_KEY = "outbox"
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,8 +272,13 @@ class RolloutState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RolloutState:
-        """Restore a persisted state; raises ``InvalidInputError`` naming what is wrong."""
+        """Restore a persisted state; raises ``InvalidInputError`` naming what is wrong.
+
+        A top-level ``outbox`` (the controller's committed, not yet applied effects, kept next
+        to the state it belongs to: ``rollout.outbox``) is not part of the state and is ignored.
+        """
         what = f"rollout state of endpoint {str(data.get('endpoint'))[:100]!r}"
+        data = {k: v for k, v in data.items() if k != OUTBOX_KEY}
         try:
             record = _StateRecord.model_validate(data)
         except ValidationError as exc:
