@@ -575,3 +575,42 @@ def test_convert_on_submit_without_an_encoding_sink_gives_columns() -> None:
     [written] = sink.records
     assert isinstance(written.inputs, Columns)
     assert written.inputs == {"x": [1.0]}
+
+
+class RowSink(EncodedSink):
+    """Makes a 1,000-character row per record, as the SQL store's encode_row would."""
+
+    def encode_row(self, record: PredictionRecord) -> str:
+        return record.request_id.ljust(1000, ".")
+
+
+def test_batches_and_the_queue_are_bounded_by_the_size_of_their_rows() -> None:
+    sink = RowSink()
+    with PredictionLog(sink, convert_on_submit=True, batch_size=100, batch_bytes=2_500) as log:
+        for i in range(9):
+            assert log.submit(record(f"r{i}"))
+        assert log.flush(WAIT_S)
+    sizes = [len(b) for b in sink.batches if b]
+    assert sizes
+    assert max(sizes) <= 2
+    assert [r.request_id for r in sink.records] == [f"r{i}" for i in range(9)]
+    assert all(r.row is not None and r.row.startswith(r.request_id) for r in sink.records)
+
+    class Blocked(BlockingSink):
+        stores_encoded = True
+
+        def encode_row(self, record: PredictionRecord) -> str:
+            return "x" * 1000
+
+    blocked = Blocked()
+    log = PredictionLog(
+        blocked, convert_on_submit=True, batch_size=1, batch_bytes=1_000, capacity_bytes=3_000
+    )
+    with log:
+        assert log.submit(record("first"))
+        assert blocked.entered.wait(WAIT_S)  # the writer holds "first"; the queue is empty
+        accepted = [log.submit(record(f"q{i}")) for i in range(5)]
+        blocked.release.set()
+        assert log.flush(WAIT_S)
+    assert accepted == [True, True, True, False, False]  # 3,000 characters fit, no more
+    assert log.stats.dropped_full == 2

@@ -105,6 +105,8 @@ class PredictionLog:
         redact: Collection[str] = (),
         capacity: int = 10_000,
         batch_size: int = 256,
+        batch_bytes: int = 1 << 20,
+        capacity_bytes: int = 64 << 20,
         flush_interval_s: float = 1.0,
         max_rows: int = MAX_ROWS,
         max_values: int = MAX_VALUES,
@@ -113,7 +115,13 @@ class PredictionLog:
         log_interval_s: float = 60.0,
         convert_on_submit: bool = False,
     ) -> None:
-        counts = {"capacity": capacity, "batch_size": batch_size, "max_rows": max_rows}
+        counts = {
+            "capacity": capacity,
+            "batch_size": batch_size,
+            "batch_bytes": batch_bytes,
+            "capacity_bytes": capacity_bytes,
+            "max_rows": max_rows,
+        }
         for name, value in {**counts, "max_values": max_values}.items():
             _positive(name, value, integer=True)
         _positive("flush_interval_s", flush_interval_s, integer=False)
@@ -122,6 +130,12 @@ class PredictionLog:
         self._rate = check_sample_rate(sample_rate)
         self._redact = frozenset(str(k) for k in redact)
         self._capacity, self._batch_size = capacity, batch_size
+        # Rows made on submit (``row``) are joined into one statement under the GIL: a batch
+        # holds at most ``batch_bytes`` of them, so a burst of large requests (64 rows each:
+        # ~25 kB a row) never stalls the loop for the tens of milliseconds 2,048 of them take.
+        self._batch_bytes = batch_bytes
+        self._capacity_bytes = capacity_bytes  # and the queue at most this much of them
+        self._queued_bytes = 0
         self._interval = float(flush_interval_s)
         self._caps: dict[str, Any] = {"max_rows": max_rows, "max_values": max_values}
         self._on_drop = on_drop
@@ -213,10 +227,19 @@ class PredictionLog:
             if not sampled:
                 counts["sampled_out"] += 1
                 return False
-            if not self._closing and len(self._queue) < self._capacity:
+            size = len(record.row) if record.row is not None else 0
+            if (
+                not self._closing
+                and len(self._queue) < self._capacity
+                and self._queued_bytes + size <= self._capacity_bytes
+            ):
                 self._queue.append(record)
                 self._queued += 1
-                if len(self._queue) == self._batch_size:
+                before = self._queued_bytes
+                self._queued_bytes += size
+                if len(self._queue) == self._batch_size or (
+                    before < self._batch_bytes <= self._queued_bytes
+                ):
                     self._cond.notify_all()
                 return True
             counts["dropped_closed" if self._closing else "dropped_full"] += 1
@@ -254,15 +277,29 @@ class PredictionLog:
         """Wait for a full batch, the flush interval, a flush or close; None when done."""
         with self._cond:
             self._cond.wait_for(
-                lambda: self._closing or self._flush_wanted or len(self._queue) >= self._batch_size,
+                lambda: (
+                    self._closing
+                    or self._flush_wanted
+                    or len(self._queue) >= self._batch_size
+                    or self._queued_bytes >= self._batch_bytes
+                ),
                 self._interval,
             )
             if not self._queue:
                 self._flush_wanted = False
                 return None if self._closing else []
-            take = min(self._batch_size, len(self._queue))
-            batch = [self._queue.popleft() for _ in range(take)]
-            if not self._queue:
+            batch: list[PredictionRecord] = []
+            size = 0
+            queue = self._queue
+            while queue and len(batch) < self._batch_size:
+                row = queue[0].row
+                cost = len(row) if row is not None else 0
+                if batch and size + cost > self._batch_bytes:
+                    break
+                batch.append(queue.popleft())
+                size += cost
+            self._queued_bytes -= size
+            if not queue:
                 self._flush_wanted = False
             return batch
 
