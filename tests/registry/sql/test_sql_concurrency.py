@@ -28,13 +28,6 @@ TIMEOUT_S = 120
 _barrier: Any = None  # set in each worker by _init_worker
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'registry.db'}"
-    return str(request.getfixturevalue("pg_url"))
-
-
 def _init_worker(barrier: Any) -> None:
     global _barrier
     _barrier = barrier

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, get_args
 
 import pytest
@@ -28,7 +27,7 @@ from modelport.core.errors import (
     RolloutNotFoundError,
 )
 from modelport.core.rollouts import COMMAND_OPS, NewRolloutEvent, RolloutRecord
-from modelport.registry.sql import SqlMetadataStore, make_engine, upgrade
+from modelport.registry.sql import SqlMetadataStore, upgrade
 from modelport.registry.sql.migrate import alembic_config, current_revision, head_revision
 from modelport.registry.sql.tables import rollouts
 from modelport.rollout import (
@@ -59,29 +58,9 @@ THREADS = 4
 TIMEOUT_S = 60
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'registry.db'}"
-    return str(request.getfixturevalue("pg_url"))
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(AT)
-
-
-@pytest.fixture
-def store(db_url: str, clock: FakeClock) -> Iterator[SqlMetadataStore]:
-    with SqlMetadataStore.open(db_url, clock=clock) as opened:
-        yield opened
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    made = make_engine(db_url)
-    yield made
-    made.dispose()
 
 
 def spec(text: str = CANARY) -> DeploymentSpec:

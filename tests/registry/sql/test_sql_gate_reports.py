@@ -4,9 +4,7 @@ listed by model, version and gate; the 0002 → 0003 migration keeps existing ve
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from alembic import command
@@ -21,7 +19,7 @@ from modelport.core.errors import (
     VersionNotFoundError,
 )
 from modelport.core.model import NewModelVersion
-from modelport.registry.sql import SqlMetadataStore, make_engine, upgrade
+from modelport.registry.sql import SqlMetadataStore, upgrade
 from modelport.registry.sql.mapping import model_version_values
 from modelport.registry.sql.migrate import alembic_config, current_revision, head_revision
 from modelport.registry.sql.tables import model_versions, models
@@ -36,29 +34,9 @@ REPORT = {
 }
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'registry.db'}"
-    return str(request.getfixturevalue("pg_url"))
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(AT)
-
-
-@pytest.fixture
-def store(db_url: str, clock: FakeClock) -> Iterator[SqlMetadataStore]:
-    with SqlMetadataStore.open(db_url, clock=clock) as opened:
-        yield opened
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    made = make_engine(db_url)
-    yield made
-    made.dispose()
 
 
 def new_version(seed: str = "a", name: str = "fraud") -> NewModelVersion:

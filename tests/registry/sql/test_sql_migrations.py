@@ -32,20 +32,6 @@ PROCESSES = 4
 TIMEOUT_S = 120
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'registry.db'}"
-    return str(request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    made = make_engine(db_url)
-    yield made
-    made.dispose()
-
-
 def new_version(seed: str) -> NewModelVersion:
     entry = ManifestEntry("model.onnx", sha256_bytes(seed.encode()), 1)
     return NewModelVersion(name="fraud", format="onnx", manifest=Manifest.of([entry]))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import math
 import socket
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -41,19 +40,6 @@ FRAME = pd.DataFrame({"age": [31, 45, 27], "city": ["paris", "lyon", "paris"]})
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'registry.db'}"
-    return str(request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-def store(db_url: str, clock: FakeClock) -> Iterator[SqlMetadataStore]:
-    with SqlMetadataStore.open(db_url, clock=clock) as opened:
-        yield opened
 
 
 def manifest(seed: str) -> Manifest:

@@ -3,9 +3,7 @@ audited; the 0001 → 0002 migration keeps existing versions."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from alembic import command
@@ -15,7 +13,7 @@ from modelport.core.clock import FakeClock
 from modelport.core.digest import Manifest, ManifestEntry, sha256_bytes
 from modelport.core.errors import IntegrityError, InvalidInputError, VersionNotFoundError
 from modelport.core.model import NewModelVersion, Variant
-from modelport.registry.sql import SqlMetadataStore, make_engine, upgrade
+from modelport.registry.sql import SqlMetadataStore, upgrade
 from modelport.registry.sql.mapping import model_version_values
 from modelport.registry.sql.migrate import alembic_config, current_revision, head_revision
 from modelport.registry.sql.tables import model_versions, models
@@ -23,22 +21,9 @@ from modelport.registry.sql.tables import model_versions, models
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'registry.db'}"
-    return str(request.getfixturevalue("pg_url"))
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(AT)
-
-
-@pytest.fixture
-def store(db_url: str, clock: FakeClock) -> Iterator[SqlMetadataStore]:
-    with SqlMetadataStore.open(db_url, clock=clock) as opened:
-        yield opened
 
 
 def files(seed: str) -> Manifest:
@@ -155,13 +140,6 @@ def test_a_tampered_variant_row_is_detected(store: SqlMetadataStore, engine: Eng
         )
     with pytest.raises(IntegrityError, match="onnx variant of fraud:1"):
         store.get_version("fraud", 1)
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    made = make_engine(db_url)
-    yield made
-    made.dispose()
 
 
 def test_upgrade_from_0001_keeps_existing_versions(db_url: str, engine: Engine) -> None:
