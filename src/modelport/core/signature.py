@@ -19,27 +19,27 @@ import numpy as np
 
 from modelport.core.errors import SignatureError
 
-__all__ = ["FieldSpec", "Signature", "canonical_dtype", "infer_fields"]
+__all__ = ["NUMERIC_DTYPES", "FieldSpec", "Signature", "canonical_dtype", "infer_fields"]
 
 Kind = Literal["columns", "tensors"]
 
-_DTYPES = {
-    "bool",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "float16",
-    "float32",
-    "float64",
-    "string",
-    "bytes",
-    "datetime",
-}
+NUMERIC_DTYPES = frozenset(
+    {
+        "bool",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
+    }
+)
+_DTYPES = NUMERIC_DTYPES | {"string", "bytes", "datetime"}
 
 
 def canonical_dtype(dtype: Any) -> str:

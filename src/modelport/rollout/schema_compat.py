@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from modelport.core.signature import FieldSpec, Signature
+from modelport.core.signature import NUMERIC_DTYPES, FieldSpec, Signature
 
 __all__ = ["ChangeKind", "CompatReport", "SchemaChange", "Severity", "check_compatibility"]
 
@@ -48,20 +48,7 @@ ChangeKind = Literal[
     "output_reshaped",
 ]
 
-_NUMERIC = {
-    "bool",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "float16",
-    "float32",
-    "float64",
-}
+_NUMERIC = NUMERIC_DTYPES
 
 
 @dataclass(frozen=True, slots=True)
