@@ -2,9 +2,10 @@
 ``modelport deployments list``.
 
 ``deploy`` validates a spec, checks that its refs resolve and records it as the endpoint's next
-revision; the rollout controller (``modelport.rollout.Controller``; not yet run by ``modelport
-serve``) starts the rollout from it. The operator commands (promote, rollback, abort, pause, resume) are queued for that controller, which
-acts on them at its next step; ``status`` and ``history`` read what it recorded.
+revision; the rollout controller (``modelport.rollout.Controller``; not yet run by
+``modelport serve``) starts the rollout from it. The operator commands (promote, rollback,
+abort, pause, resume) are queued for that controller, which acts on them at its next step;
+``status`` and ``history`` read what it recorded.
 
 Exit codes: 2 for a spec with problems (one ``error:`` line each, naming the field), 3 for a ref,
 dataset, endpoint or rollout that does not exist, 1 for a conflict (e.g. a rollout finished).
