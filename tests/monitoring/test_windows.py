@@ -188,3 +188,20 @@ def test_bad_latency_is_not_counted(clock: FakeClock) -> None:
     with pytest.raises(InvalidInputError):
         window.record(A, -1.0)
     assert window.snapshot(A).count == 0
+
+
+def test_a_snapshot_since_a_time_counts_only_the_slices_that_start_after_it(
+    clock: FakeClock,
+) -> None:
+    window = RollingWindow(window_s=60, slice_s=5, clock=clock)
+    key = ("e", "m", "1")
+    start = clock.now().timestamp()
+    for _ in range(4):  # one request in each of four slices
+        window.record(key, 0.01)
+        clock.advance(5)
+    assert window.snapshot(key).count == 4
+    assert window.snapshot(key, since=start).count == 4  # 'start' is a slice boundary here
+    assert window.snapshot(key, since=start + 5).count == 3
+    assert window.snapshot(key, since=start + 6).count == 2  # the straddled slice is left out
+    assert window.snapshot(key, since=start - 1000).count == 4  # never more than the window
+    assert window.snapshot(key, since=clock.now().timestamp() + 1).count == 0

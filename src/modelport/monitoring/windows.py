@@ -150,9 +150,13 @@ class RollingWindow:
         oldest = self._oldest_kept()
         return sorted(k for k, s in self._data.items() if any(i >= oldest for i in s))
 
-    def snapshot(self, key: WindowKey) -> WindowStats:
-        """Figures for ``key`` over the window ending now."""
+    def snapshot(self, key: WindowKey, since: float | None = None) -> WindowStats:
+        """Figures for ``key`` over the window ending now; with ``since`` (a POSIX time), only
+        over the slices that start at or after it (a slice that straddles it is left out, so
+        nothing from before ``since`` is counted)."""
         oldest = self._oldest_kept()
+        if since is not None:
+            oldest = max(oldest, math.ceil(since / self.slice_s - 1e-9))
         current = self._current()
         count = errors = 0
         sketch = LatencySketch(alpha=self.alpha)

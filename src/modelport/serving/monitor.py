@@ -18,11 +18,12 @@ status), and shows the leader's latest evaluation.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -206,6 +207,29 @@ class ServerMonitor:
     async def _publish(self) -> None:
         if self._shared is not None:
             await asyncio.to_thread(self._shared.write_windows, self.recorder.windows.export())
+
+    async def merged_windows(self) -> dict[int, RollingWindow]:
+        """Every live worker's windows merged, by length (this worker's published first)."""
+        return await self._merged()
+
+    async def accuracy_since(
+        self, model: str, version: int, since: datetime
+    ) -> tuple[int, float | None]:
+        """``(labeled requests' rows, accuracy or None)`` of ``model:version`` for predictions
+        logged since ``since`` (None for regressions, and before any label arrives)."""
+        store = self._store
+        if store is None or self.recorder.log is None:
+            return 0, None
+        read = functools.partial(
+            store.accuracy,
+            model,
+            self.config.accuracy_window_s,
+            since,
+            version=str(version),
+            max_windows=1,
+        )
+        stats = (await asyncio.to_thread(self._flushed, read)).overall
+        return stats.count, stats.accuracy
 
     async def _merged(self) -> dict[int, RollingWindow]:
         """Every live worker's windows merged (this worker's published first)."""
