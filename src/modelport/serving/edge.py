@@ -9,6 +9,9 @@ well under 100 µs with a fast model. ``InferEdge`` does what those layers do fo
 ``routes.v2.answer_infer``), so the answer, its headers, its metrics and its access line are
 those the middleware stack would give. Every other request (other methods on those paths
 included: the router answers 405) goes through the app as before.
+
+Middleware added to the app later (authentication, rate limits: issue 6) does not see these
+requests: it must be applied here too, and ``tests/serving/test_edge.py`` compares both paths.
 """
 
 from __future__ import annotations
