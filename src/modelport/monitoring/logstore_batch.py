@@ -26,11 +26,11 @@ from typing import Any
 
 import orjson
 
+from modelport.monitoring.logstore_schema import PREDICTION_KEY as KEY
 from modelport.monitoring.logstore_schema import predictions
 
 __all__ = ["BATCH_COLUMNS", "BatchInsert"]
 
-KEY = ("model", "request_id", "version")
 BATCH_COLUMNS: tuple[str, ...] = tuple(str(c.name) for c in predictions.columns if c.name != "id")
 # The statements are built from these names, never from values: they must be plain identifiers.
 if not all(n.isidentifier() for n in (*BATCH_COLUMNS, predictions.name)):  # pragma: no cover

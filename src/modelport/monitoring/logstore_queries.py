@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import (
-    Connection,
     Delete,
-    Dialect,
     Select,
     Table,
     and_,
@@ -24,7 +22,6 @@ from modelport.monitoring.logstore_rows import check_time
 from modelport.monitoring.logstore_schema import feedback, predictions
 
 __all__ = [
-    "PREDICTION_KEY",
     "counts_query",
     "ids_query",
     "labeled_query",
@@ -32,10 +29,8 @@ __all__ = [
     "recent_query",
     "upsert",
     "upsert_feedback",
-    "upsert_predictions",
 ]
 
-PREDICTION_KEY = ("model", "request_id", "version")
 _p, _f = predictions.c, feedback.c
 _joined = and_(_f.model == _p.model, _f.request_id == _p.request_id)
 
@@ -46,37 +41,6 @@ def upsert(dialect: str, table: Table, keys: Sequence[str], update: Sequence[str
     return stmt.on_conflict_do_update(
         index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
     )
-
-
-def upsert_predictions(dialect: str) -> Any:
-    update = [c.name for c in predictions.columns if c.name not in (*PREDICTION_KEY, "id")]
-    return upsert(dialect, predictions, PREDICTION_KEY, update)
-
-
-class CompiledWrite:
-    """An insert compiled once for one dialect and run through the driver's ``executemany``:
-    ``Connection.execute`` redoes SQLAlchemy's per-row parameter work on every batch, which
-    cost more than the insert itself (about 30 of 60 us per logged prediction)."""
-
-    def __init__(self, statement: Any, dialect: Dialect, keys: Sequence[str]) -> None:
-        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
-        self.sql = str(compiled)
-        self._positional = bool(compiled.positional)
-        order = list(compiled.positiontup or ()) if self._positional else list(keys)
-        columns = statement.table.c
-        self._order = order
-        self._processors = [
-            (key, columns[key].type.dialect_impl(dialect).bind_processor(dialect)) for key in order
-        ]
-
-    def run(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        params: list[Any] = []
-        for row in rows:
-            values = [row[k] if p is None else p(row[k]) for k, p in self._processors]
-            params.append(
-                tuple(values) if self._positional else dict(zip(self._order, values, strict=True))
-            )
-        conn.exec_driver_sql(self.sql, params)
 
 
 def upsert_feedback(dialect: str) -> Any:

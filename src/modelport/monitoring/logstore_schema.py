@@ -53,6 +53,7 @@ from modelport.core.errors import (
 
 __all__ = [
     "BUSY_TIMEOUT_S",
+    "PREDICTION_KEY",
     "SCHEMA_VERSION",
     "UtcDateTime",
     "create_schema",
@@ -112,6 +113,9 @@ schema_info = Table(
     Column("created_at", UtcDateTime, nullable=False),
 )
 
+# A prediction is logged once per (model, request id, version): a repeat replaces the row.
+PREDICTION_KEY = ("model", "request_id", "version")
+
 predictions = Table(
     "mp_predictions",
     metadata,
@@ -128,7 +132,7 @@ predictions = Table(
     Column("inputs", Text, nullable=True),  # JSON columns {name: [value per row]}
     Column("outputs", Text, nullable=True),
     # unique on (model, request_id, version): also the lookup index for (model, request_id)
-    Index(None, "model", "request_id", "version", unique=True),
+    Index(None, *PREDICTION_KEY, unique=True),
     Index(None, "model", "version", "predicted_at"),
     Index(None, "predicted_at"),
 )
