@@ -13,6 +13,8 @@ boundary.
   as ``rollout.action_to_dict`` writes it).
 - ``RolloutCommandRecord``: an operator command (promote, rollback, abort, pause, resume) queued
   for the controller; ``consumed_at`` is set once, when the controller has acted on it.
+- ``RouteRecord``: the route table an endpoint's serving replicas route by, replaced as a whole
+  with compare-and-swap on its ``generation``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ __all__ = [
     "RolloutCommandRecord",
     "RolloutEventRecord",
     "RolloutRecord",
+    "RouteRecord",
 ]
 
 COMMAND_OPS: tuple[str, ...] = ("promote", "rollback", "abort", "pause", "resume")
@@ -191,4 +194,28 @@ class RolloutCommandRecord:
             "pending": self.pending,
             "created_at": _iso(self.created_at),
             "consumed_at": _iso(self.consumed_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRecord:
+    """The route table published for ``endpoint``: ``table`` is the document the serving
+    router reads (``serving.router.RouteTable.to_dict()``; the registry checks only that it is
+    JSON), ``generation`` the compare-and-swap counter, 1 at the first publish and one more at
+    each one after, which replicas also use to ignore tables older than the one they route by.
+    """
+
+    endpoint: str
+    generation: int
+    table: Mapping[str, Any]
+    updated_at: datetime
+    updated_by: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "generation": self.generation,
+            "table": dict(self.table),
+            "updated_at": _iso(self.updated_at),
+            "updated_by": self.updated_by,
         }

@@ -29,6 +29,7 @@ from modelport.core.rollouts import (
     RolloutCommandRecord,
     RolloutEventRecord,
     RolloutRecord,
+    RouteRecord,
 )
 
 __all__ = ["ArtifactStore", "MetadataStore"]
@@ -196,6 +197,25 @@ class MetadataStore(Protocol):
 
     def consume_command(self, command_id: int, actor: str) -> None:
         """Mark a command acted on, once: ``ConflictError`` if it was consumed already."""
+        ...
+
+    # route tables -----------------------------------------------------------------------------
+
+    def get_routes(self, endpoint: str) -> RouteRecord | None:
+        """The endpoint's published route table, None before the first publish."""
+        ...
+
+    def list_routes(self) -> list[RouteRecord]:
+        """Every published route table, by endpoint name."""
+        ...
+
+    def publish_routes(
+        self, endpoint: str, table: Mapping[str, Any], expected_generation: int, actor: str
+    ) -> RouteRecord:
+        """Replace the endpoint's table (a JSON object, stored as given) by compare-and-swap:
+        write generation ``expected_generation + 1`` if the endpoint is still at
+        ``expected_generation`` (0: none yet), else ``ConflictError``; audited as
+        ``routes.publish`` in the same transaction."""
         ...
 
     # audit ------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The registry service: versions, datasets, aliases, deployments and rollouts, and audit over
-the two stores.
+"""The registry service: versions, datasets, aliases, deployments, rollouts and route tables,
+and audit over the two stores.
 
 It takes artifacts that are already on disk (a file or a directory), makes them content-addressed
 and immutable, and gives back verified copies. Knowing how to save or load a framework's model is
@@ -40,6 +40,7 @@ from modelport.core.rollouts import (
     RolloutCommandRecord,
     RolloutEventRecord,
     RolloutRecord,
+    RouteRecord,
 )
 from modelport.core.signature import Signature
 from modelport.registry.artifacts.files import materialize, snapshot
@@ -327,6 +328,19 @@ class RegistryService:
 
     def consume_command(self, command_id: int) -> None:
         self.meta.consume_command(command_id, self.actor)
+
+    # route tables -------------------------------------------------------------------------
+    def get_routes(self, endpoint: str) -> RouteRecord | None:
+        return self.meta.get_routes(endpoint)
+
+    def list_routes(self) -> list[RouteRecord]:
+        return self.meta.list_routes()
+
+    def publish_routes(
+        self, endpoint: str, table: Mapping[str, Any], expected_generation: int
+    ) -> RouteRecord:
+        """Compare-and-swap on the endpoint's ``generation`` (``ConflictError`` if it moved)."""
+        return self.meta.publish_routes(endpoint, table, expected_generation, self.actor)
 
     # audit --------------------------------------------------------------------------------
     def record(

@@ -2,9 +2,10 @@
 
 Every mutating method runs in one transaction together with its audit event; the transaction
 bodies live in ``writes`` and the read queries in ``queries``; deployments and rollouts are the
-``RolloutStoreMethods`` half (``rollout_store``, ``rollout_writes``, ``rollout_queries``). A write
-that still collides with a concurrent one (a unique-constraint race, a PostgreSQL serialization
-failure or deadlock) is retried a few times before ``ConflictError``.
+``RolloutStoreMethods`` mixin (``rollout_store``, ``rollout_writes``, ``rollout_queries``) and
+published route tables the ``RouteStoreMethods`` one (``route_store``). A write that still
+collides with a concurrent one (a unique-constraint race, a PostgreSQL serialization failure or
+deadlock) is retried a few times before ``ConflictError``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from modelport.registry.sql.engine import make_engine, mask_url, read_only
 from modelport.registry.sql.failures import is_transient, translate
 from modelport.registry.sql.migrate import upgrade
 from modelport.registry.sql.rollout_store import RolloutStoreMethods
+from modelport.registry.sql.route_store import RouteStoreMethods
 from modelport.registry.sql.tables import (
     alias_history,
     aliases,
@@ -52,7 +54,7 @@ T = TypeVar("T")
 ATTEMPTS = 5
 
 
-class SqlMetadataStore(RolloutStoreMethods):
+class SqlMetadataStore(RolloutStoreMethods, RouteStoreMethods):
     """The ``MetadataStore`` on SQLAlchemy. ``open(url)`` creates the engine and migrates.
 
     ``uri`` is the database URL with its password masked. Times come from ``clock`` (UTC).

@@ -38,6 +38,7 @@ __all__ = [
     "dataset_versions",
     "datasets",
     "deployment_specs",
+    "endpoint_routes",
     "gate_reports",
     "metadata",
     "model_versions",
@@ -311,4 +312,16 @@ rollout_commands = Table(
     Column("reason", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("consumed_at", UtcDateTime, nullable=True),
+)
+
+# The route table each endpoint's serving replicas route by (``RouteTable.to_dict()``, stored
+# as given); ``generation`` is its compare-and-swap counter, 1 at the first publish.
+endpoint_routes = Table(
+    "endpoint_routes",
+    metadata,
+    Column("endpoint", String(100), primary_key=True),
+    Column("generation", Integer, nullable=False),
+    Column("table", _json(), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("updated_by", String(200), nullable=False),
 )
