@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import threading
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -327,3 +329,103 @@ def test_public_names_are_complete_and_sorted() -> None:
     assert {n for n in public if getattr(router, n).__module__ == router.__name__} == set(
         router.__all__
     )
+
+
+# -- the stored form (to_dict / from_dict) -------------------------------------------------------
+STORED_TABLES = [
+    RouteTable("fraud", (("3", 100),)),
+    RouteTable("fraud", (("3", 90), ("4", 10)), sticky="header:X-User-ID", salt="r2"),
+    RouteTable("fraud", (("3", 33.3), ("4", 66.7)), shadow=("5", 0.1), shadow_timeout_ms=250.5),
+    RouteTable("fraud", (("3", 100), ("4", 0)), shadow=("4", 1.0), sticky="field:user.id"),
+]
+
+
+def test_to_dict_is_the_documented_format() -> None:
+    table = RouteTable(
+        "fraud", (("3", 90), ("4", 10)), ("5", 0.1), "header:X-User-ID", 7, "s", 500.0
+    )
+    assert table.to_dict() == {
+        "routes": [["3", 90], ["4", 10]],
+        "shadow": ["5", 0.1],
+        "shadow_timeout_ms": 500.0,
+        "sticky": "header:X-User-ID",
+        "salt": "s",
+    }
+    assert RouteTable("fraud", (("3", 100),)).to_dict() == {
+        "routes": [["3", 100]],
+        "shadow": None,
+        "shadow_timeout_ms": 1000.0,
+        "sticky": None,
+        "salt": "",
+    }
+
+
+@pytest.mark.parametrize("table", STORED_TABLES)
+def test_tables_round_trip_through_json(table: RouteTable) -> None:
+    stored = json.loads(json.dumps(table.to_dict()))
+    again = RouteTable.from_dict("fraud", stored, 12)
+    assert again == replace(table, generation=12)
+    assert again.to_dict() == table.to_dict()
+
+
+def test_missing_optional_fields_take_their_defaults() -> None:
+    table = RouteTable.from_dict("fraud", {"routes": [["3", 100]]}, 1)
+    assert table == RouteTable("fraud", (("3", 100),), generation=1)
+    assert table.shadow_timeout_ms == 1000.0
+
+
+def test_a_stored_table_swaps_into_a_router_by_its_generation() -> None:
+    router = Router(RouteTable.single("fraud", "3"))
+    data = {"routes": [["4", 100]], "shadow": None, "sticky": None, "salt": ""}
+    assert router.swap(RouteTable.from_dict("fraud", data, 1))
+    assert router.choose().primary == "4"
+    assert not router.swap(RouteTable.from_dict("fraud", {"routes": [["3", 100]]}, 1))
+    assert router.choose().primary == "4"
+
+
+@pytest.mark.parametrize("timeout", [0, 0.0, -1, 60_000.5, float("nan"), float("inf"), True, "5"])
+def test_shadow_timeouts_outside_0_to_60s_are_refused(timeout: Any) -> None:
+    with pytest.raises(InvalidInputError, match=r"shadow timeout of endpoint 'fraud'.*60000"):
+        RouteTable("fraud", (("3", 100),), shadow_timeout_ms=timeout)
+
+
+@pytest.mark.parametrize("timeout", [0.001, 1, 1000.0, 60_000])
+def test_shadow_timeouts_up_to_60s_are_accepted(timeout: float) -> None:
+    table = RouteTable("fraud", (("3", 100),), shadow_timeout_ms=timeout)
+    assert table.shadow_timeout_ms == timeout
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (None, "not a route table"),
+        ([["3", 100]], "not a route table"),
+        ({}, "not a route table"),
+        ({"routes": [["3", 100]], "weights": {}}, "fields this modelport does not know.*weights"),
+        ({"routes": []}, "list of"),
+        ({"routes": "3"}, "list of"),
+        ({"routes": {"3": 100}}, "list of"),
+        ({"routes": [["3", 90]]}, "add up to 90"),
+        ({"routes": [["3", 100, 1]]}, r"\(version, number\) pair"),
+        ({"routes": [[3, 100]]}, "name a version"),
+        ({"routes": [["3", 100]], "shadow": ["3", 0.1]}, "both a primary route and the shadow"),
+        ({"routes": [["3", 100]], "shadow": "4"}, r"\(version, number\) pair"),
+        ({"routes": [["3", 100]], "shadow": ["4", 2]}, "from 0 to 1"),
+        ({"routes": [["3", 100]], "sticky": 5}, "sticky key.*string or null"),
+        ({"routes": [["3", 100]], "sticky": "cookie:id"}, "not understood"),
+        ({"routes": [["3", 100]], "salt": None}, "salt"),
+        ({"routes": [["3", 100]], "shadow_timeout_ms": None}, "shadow timeout"),
+        ({"routes": [["3", 100]], "shadow_timeout_ms": 0}, "shadow timeout"),
+    ],
+)
+def test_bad_stored_tables_are_refused_naming_the_endpoint(data: Any, match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match) as info:
+        RouteTable.from_dict("fraud", data, 3)
+    assert "endpoint 'fraud'" in info.value.message
+
+
+def test_a_bad_stored_generation_is_refused() -> None:
+    generations: tuple[Any, ...] = (-1, True, 1.0)
+    for generation in generations:
+        with pytest.raises(InvalidInputError, match="generation"):
+            RouteTable.from_dict("fraud", {"routes": [["3", 100]]}, generation)

@@ -7,7 +7,10 @@ answers ``choose`` per request on the event loop, without locks or I/O. Strategi
 - canary / weighted split: routes ``[("1", 90), ("2", 10)]``; with no sticky key each request
   takes a random draw in [0, 1) (the router's injectable ``rng``, ``random.random`` by default);
 - A/B with sticky cohorts: the same routes and ``sticky="header:X-User-ID"`` (or
-  ``"field:user_id"``, a dotted path into the JSON body); the key is hashed instead of drawn;
+  ``"field:parameters.user_id"``, a dotted path into the request body); the key is hashed
+  instead of drawn. Every protocol binds what a key is read from (``serving.requestid``): REST
+  headers or gRPC metadata for ``header:``; for ``field:`` the JSON body of V2, MLflow and TF
+  Serving requests, and ``{"id", "parameters"}`` of binary-extension and gRPC V2 requests;
 - shadow: ``shadow=("2", 0.1)`` mirrors 10% of requests to version 2, chosen by a hash of the
   request id, so a request is mirrored by every replica or by none;
 - blue-green: one route at 100 (``RouteTable.single``); the switch is ``swap`` to the next table.
@@ -38,6 +41,7 @@ from modelport.core.errors import InvalidInputError
 __all__ = ["Decision", "RouteTable", "Router", "StickyKey", "sticky_key"]
 
 _SUM_TOLERANCE = 1e-6  # weights such as 33.3 + 33.3 + 33.4 add up to 100 within float error
+_FIELDS = frozenset({"routes", "shadow", "shadow_timeout_ms", "sticky", "salt"})
 _UNIT = 2.0**-53
 
 
@@ -104,8 +108,10 @@ def sticky_key(
 class RouteTable:
     """The traffic of one endpoint. ``routes`` are ``(version, weight)`` pairs whose weights
     (percent, integers or floats) add up to 100; ``shadow`` is ``(version, fraction)`` with a
-    fraction from 0 to 1. ``generation`` grows with every change; a router ignores older ones.
-    """
+    fraction from 0 to 1, cut off after ``shadow_timeout_ms``. ``generation`` grows with every
+    change; a router ignores older ones. ``to_dict``/``from_dict`` are the form the registry
+    stores (``{"routes": [["3", 90], ["4", 10]], "shadow": ["4", 0.1] | None,
+    "shadow_timeout_ms": 1000.0, "sticky": "header:X-User-ID" | None, "salt": ""}``)."""
 
     endpoint: str
     routes: tuple[tuple[str, float], ...]
@@ -113,6 +119,7 @@ class RouteTable:
     sticky: str | None = None
     generation: int = 0
     salt: str = ""
+    shadow_timeout_ms: float = 1000.0
 
     def __post_init__(self) -> None:
         where = f"endpoint {self.endpoint!r}"
@@ -131,6 +138,61 @@ class RouteTable:
             )
         if not isinstance(self.salt, str):
             raise InvalidInputError(f"the salt of {where} must be a string, got {self.salt!r}")
+        timeout = self.shadow_timeout_ms
+        if not _in_range(timeout, 60_000) or timeout == 0:
+            raise InvalidInputError(
+                f"the shadow timeout of {where} must be above 0 and at most 60000 ms, "
+                f"got {timeout!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form (see class doc); the generation is stored beside it."""
+        return {
+            "routes": [[version, weight] for version, weight in self.routes],
+            "shadow": None if self.shadow is None else [self.shadow[0], self.shadow[1]],
+            "shadow_timeout_ms": self.shadow_timeout_ms,
+            "sticky": self.sticky,
+            "salt": self.salt,
+        }
+
+    @classmethod
+    def from_dict(cls, endpoint: str, data: Mapping[str, Any], generation: int) -> RouteTable:
+        """The table of ``endpoint`` from its stored form (``to_dict``) and the generation
+        stored beside it. ``InvalidInputError`` names the endpoint and what is wrong; unknown
+        fields are refused rather than ignored, since a table is only safe to route by when
+        every field of it is understood."""
+        where = f"the stored route table of endpoint {endpoint!r}"
+        if not isinstance(data, Mapping) or "routes" not in data:
+            raise InvalidInputError(
+                f"{where} is not a route table (it needs at least 'routes'); publish the "
+                "endpoint's routes again"
+            )
+        unknown = sorted(str(key)[:40] for key in data if key not in _FIELDS)
+        if unknown:
+            raise InvalidInputError(
+                f"{where} has fields this modelport does not know ({', '.join(unknown[:5])}); "
+                "upgrade modelport on this server, or publish the routes again"
+            )
+        sticky = data.get("sticky")
+        if sticky is not None:
+            if not isinstance(sticky, str):
+                raise InvalidInputError(f"the sticky key of {where} must be a string or null")
+            try:
+                StickyKey.parse(sticky)
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"{where}: {exc.message}") from exc
+        routes, shadow = data["routes"], data.get("shadow")
+        if isinstance(routes, list):
+            routes = tuple(tuple(r) if isinstance(r, list) else r for r in routes)
+        return cls(
+            endpoint,
+            routes,
+            tuple(shadow) if isinstance(shadow, list) else shadow,
+            sticky,
+            generation,
+            data.get("salt", ""),
+            data.get("shadow_timeout_ms", 1000.0),
+        )
 
     @classmethod
     def single(cls, endpoint: str, version: str, *, generation: int = 0) -> RouteTable:
