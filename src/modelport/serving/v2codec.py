@@ -14,8 +14,10 @@ from modelport.serving.tensors import (
     encode_json_tensor,
 )
 from modelport.serving.types import Prediction, RequestedOutput, Tensor
+from modelport.serving.v2fast import Decoded, decode_plain_request, encode_plain_outputs
 
 __all__ = [
+    "decode_general_request",
     "decode_infer_request",
     "decode_request_envelope",
     "encode_infer_response",
@@ -23,10 +25,16 @@ __all__ = [
 ]
 
 
-def decode_infer_request(
-    body: Any,
-) -> tuple[str | None, list[Tensor], tuple[RequestedOutput, ...] | None, Mapping[str, Any]]:
-    """``(id, inputs, requested outputs, parameters)`` from a V2 JSON request body."""
+def decode_infer_request(body: Any) -> Decoded:
+    """``(id, inputs, requested outputs, parameters)`` from a V2 JSON request body: the common
+    shape in one pass (``v2fast``), any other through ``decode_general_request`` (the same
+    answers and errors either way)."""
+    plain = decode_plain_request(body)
+    return plain if plain is not None else decode_general_request(body)
+
+
+def decode_general_request(body: Any) -> Decoded:
+    """``decode_infer_request`` for every request shape, one tensor object at a time."""
     request_id, raw_inputs, outputs, parameters = decode_request_envelope(body)
     tensors = [decode_json_tensor(t, i) for i, t in enumerate(raw_inputs)]
     return request_id, tensors, outputs, parameters
@@ -71,10 +79,13 @@ def select_outputs(
 def encode_infer_response(
     prediction: Prediction, request_id: str | None, requested: tuple[RequestedOutput, ...] | None
 ) -> dict[str, Any]:
+    outputs = encode_plain_outputs(prediction, requested)
+    if outputs is None:
+        outputs = [encode_json_tensor(t) for _, t in select_outputs(prediction, requested)]
     response: dict[str, Any] = {
         "model_name": prediction.model,
         "model_version": str(prediction.version),
-        "outputs": [encode_json_tensor(t) for _, t in select_outputs(prediction, requested)],
+        "outputs": outputs,
     }
     if request_id is not None:
         response["id"] = request_id

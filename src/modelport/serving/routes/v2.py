@@ -102,9 +102,14 @@ def tensor_descriptors(info: ModelInfo) -> tuple[list[dict[str, Any]], list[dict
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
 def _headers(body: bytes, media: str, extra: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
-    headers = [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode())]
-    headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items())
+    kind = _JSON_TYPE if media == "application/json" else (b"content-type", media.encode())
+    headers = [kind, (b"content-length", b"%d" % len(body))]
+    if extra:
+        headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items())
     return headers
 
 
@@ -139,8 +144,9 @@ class _InferEndpoint:
         await send({"type": "http.response.body", "body": body})
 
 
-# The infer paths as the edge matches them: the same segments as Starlette's ``{name}`` (one
-# or more characters other than "/"), against the whole path.
+# The infer paths the edge answers (``InferEdge.target`` matches them without a regex): the
+# same segments as Starlette's ``{name}`` (one or more characters other than "/"), against the
+# whole path.
 INFER_PATTERNS = (
     re.compile(r"/v2/models/(?P<model>[^/]+)/infer"),
     re.compile(r"/v2/models/(?P<model>[^/]+)/versions/(?P<version>[^/]+)/infer"),
