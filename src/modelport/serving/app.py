@@ -6,10 +6,11 @@ import asyncio
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -19,11 +20,14 @@ from modelport.core.clock import Clock, SystemClock
 from modelport.core.model import ModelVersion
 from modelport.core.refs import ModelRef
 from modelport.monitoring.metrics import MULTIPROC_ENV, ServingMetrics, create_metrics
+from modelport.rollout.ports import WindowSource
 from modelport.runtime.base import Runtime
 from modelport.runtime.threads import DEDICATED_PREFIX, dedicate_current_thread
 from modelport.serving.config import ServeConfig
 from modelport.serving.dataplane import DataPlane
 from modelport.serving.edge import InferEdge
+from modelport.serving.endpoint_watch import EndpointWatch, ReadPlans
+from modelport.serving.endpoints import Endpoints
 from modelport.serving.grpc.lifespan import grpc_lifespan
 from modelport.serving.instrument import (
     GrpcRequestMetrics,
@@ -36,13 +40,24 @@ from modelport.serving.logs import RequestContext
 from modelport.serving.manager import ModelManager
 from modelport.serving.middleware import InflightLimit
 from modelport.serving.monitor import ServerMonitor
+from modelport.serving.rollout_windows import MonitorWindows, NoWindows, on_loop
+from modelport.serving.routes import endpoints as endpoints_route
 from modelport.serving.routes import metrics as metrics_route
 from modelport.serving.routes import mlflow, monitoring, openapi, tfserving, v2
 from modelport.serving.state import ServerState
 
-__all__ = ["App", "create_app", "server_metrics", "server_monitor", "server_state"]
+__all__ = [
+    "App",
+    "RunController",
+    "create_app",
+    "server_metrics",
+    "server_monitor",
+    "server_state",
+]
 
 App = Starlette
+RunController = Callable[[WindowSource, asyncio.Event], Coroutine[Any, Any, None]]
+"""Runs a rollout controller over the server's windows until the event is set."""
 
 log = logging.getLogger("modelport.serving")
 
@@ -57,6 +72,8 @@ def create_app(
     metrics: ServingMetrics | None = None,
     log_url: str | None = None,
     state_dir: Path | None = None,
+    read_endpoints: ReadPlans | None = None,
+    run_controller: RunController | None = None,
 ) -> Starlette:
     """A Starlette app serving ``config.refs``; models load in the background from lifespan
     start, so the process is live at once and ready when every served version is.
@@ -65,7 +82,9 @@ def create_app(
     ``PROMETHEUS_MULTIPROC_DIR`` (``serving.server.run`` does with several workers).
     ``log_url``: the prediction log's database (default: a temporary one, for tests and
     embedding; ``monitor.resolve_log_url`` gives the server's); ``state_dir``: where the alert
-    state is kept across restarts (default: not kept)."""
+    state is kept across restarts (default: not kept). ``read_endpoints``: the endpoints to
+    route by table (``serving.endpoint_watch``; polled every ``poll_interval_s``);
+    ``run_controller``: a rollout controller to run beside the server, fed by its windows."""
     clock = clock or SystemClock()
     if metrics is None:
         metrics = create_metrics(os.environ.get(MULTIPROC_ENV) or None)
@@ -87,7 +106,16 @@ def create_app(
             else None,
             publish_interval_s=config.metrics_interval_s,
         )
-    plane = DataPlane(manager, clock, observer=monitor.recorder if monitor is not None else None)
+    endpoints = Endpoints()
+    plane = DataPlane(
+        manager,
+        clock,
+        observer=monitor.recorder if monitor is not None else None,
+        endpoints=endpoints,
+    )
+    watch = None
+    if read_endpoints is not None:
+        watch = EndpointWatch(read_endpoints, endpoints, manager, executor, config.poll_interval_s)
     state = ServerState(config, plane, clock)
     gauges = VersionGauges(metrics, manager, config.metrics_interval_s)
 
@@ -103,7 +131,17 @@ def create_app(
                 if on_close is not None:
                     on_close()
                 raise
-        starting = asyncio.create_task(manager.start(), name="modelport-load-models")
+        background: list[asyncio.Task[None]] = []
+        stop = asyncio.Event()
+
+        async def start_models() -> None:
+            if watch is not None:
+                await watch.sync(load=False)  # the endpoints' versions load with the refs'
+            await manager.start()
+            if watch is not None:
+                background.append(asyncio.create_task(watch.run(), name="modelport-endpoints"))
+
+        starting = asyncio.create_task(start_models(), name="modelport-load-models")
         starting.add_done_callback(_freeze_heap)
         if config.workers > 1:
             # Workers share one socket and the kernel hands connections to whichever accepts:
@@ -113,12 +151,25 @@ def create_app(
             await asyncio.shield(starting)
         if metrics.multiprocess_dir is not None:  # a scrape may reach another worker
             await gauges.start()
+        if run_controller is not None:
+            windows: WindowSource = NoWindows()
+            if monitor is not None:
+                call = on_loop(asyncio.get_running_loop())
+                windows = MonitorWindows(monitor, call, plane.shadows.tally, endpoints)
+            background.append(
+                asyncio.create_task(run_controller(windows, stop), name="modelport-rollouts")
+            )
         try:
             interceptor = GrpcRequestMetrics(metrics, plane.models, clock)
             async with grpc_lifespan(state, config.grpc_port, interceptors=(interceptor,)):
                 yield
         finally:
             plane.draining = True
+            stop.set()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await plane.shadows.close()
             await gauges.close()
             if not starting.done():
                 starting.cancel()
@@ -136,6 +187,7 @@ def create_app(
             *mlflow.routes(state),
             *tfserving.routes(state),
             *monitoring.routes(state, monitor),
+            *endpoints_route.routes(state),
             *openapi.routes(state),
             *metrics_route.routes(metrics, gauges.sample),
         ],

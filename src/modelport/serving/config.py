@@ -177,6 +177,24 @@ class ServeConfig(BaseModel):
         "readiness gauges for /metrics (one worker refreshes them on every scrape).",
     )
 
+    endpoints: tuple[str, ...] = Field(
+        default=(),
+        description="Recorded endpoints (deployment specs) to route, besides those whose model "
+        "is served.",
+    )
+    follow_deployments: bool = Field(
+        default=True,
+        description="Route the recorded endpoints of the served models by their published "
+        "route tables (rollouts); off: every name answers with its served ref's version.",
+    )
+    rollouts: bool = Field(
+        default=True,
+        description="Run the rollout controller in this server (one process per modelport "
+        "home runs it; the others stand by).",
+    )
+    rollout_interval_s: float = Field(
+        default=1.0, gt=0, le=3600, description="Seconds between rollout controller ticks."
+    )
     monitoring: MonitoringConfig = Field(
         default_factory=MonitoringConfig, description="Monitoring of the served versions."
     )

@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 from modelport.core.clock import Clock
 from modelport.serving.admission import InflightLimiter
 from modelport.serving.instrument import RequestRecorder
-from modelport.serving.logs import bind_incoming, log_access, outgoing_header
+from modelport.serving.logs import answer_headers, bind_incoming, log_access, outgoing_header
 from modelport.serving.middleware import refusal
 from modelport.serving.routes.v2 import answer_infer
 from modelport.serving.state import ServerState
@@ -80,6 +80,7 @@ class InferEdge:
             else:
                 status, headers, body = refusal(self.limiter)
             headers.append(outgoing_header(request_id))
+            headers.extend(answer_headers())
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             status_class = f"{status // 100}xx"

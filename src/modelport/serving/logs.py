@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +33,7 @@ from modelport.serving.instrument import classify
 from modelport.serving.requestid import (
     current_request_id,
     new_request_id,
+    use_request_headers,
     use_request_id,
     valid_request_id,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "JsonFormatter",
     "RequestContext",
     "TextFormatter",
+    "answer_headers",
     "bind_incoming",
     "bind_request",
     "configure_logging",
@@ -92,9 +94,10 @@ def _logged_request_id() -> str | None:
     return current_request_id() if _REQUEST.get() is not None else None
 
 
-def bind_incoming(headers: Iterable[tuple[bytes, bytes]]) -> str:
+def bind_incoming(headers: Sequence[tuple[bytes, bytes]]) -> str:
     """Bind this request's id (the client's header-safe ``X-Request-ID``, else a fresh one)
-    to the current context and return it."""
+    and its headers (for sticky routing) to the current context; return the id."""
+    use_request_headers(headers)
     given = None
     for name, value in headers:
         if name == _HEADER:
@@ -112,6 +115,18 @@ def outgoing_header(request_id: str) -> tuple[bytes, bytes]:
     if final is not request_id:
         final = valid_request_id(final) or request_id
     return _HEADER, final.encode()
+
+
+def answer_headers() -> list[tuple[bytes, bytes]]:
+    """``X-Model-Name`` / ``X-Model-Version``: the version that answered the request (every
+    protocol's response names it, MLflow's and TF Serving's bodies included), if one did."""
+    request = _REQUEST.get()
+    if request is None or not request.version:
+        return []
+    return [
+        (b"x-model-name", request.model.encode()),
+        (b"x-model-version", request.version.encode()),
+    ]
 
 
 def log_access(method: str, path: str, status: int, seconds: float) -> None:
@@ -159,7 +174,11 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), outgoing_header(request_id)]
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    outgoing_header(request_id),
+                    *answer_headers(),
+                ]
             await send(message)
 
         if target is None:

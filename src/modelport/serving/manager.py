@@ -4,6 +4,10 @@ A version takes traffic only once it is loaded, digest-verified (by the injected
 has answered its smoke request. When a served alias moves, the new version is prepared the same way
 while the old one keeps answering; the default is switched in one step; the old version is unloaded
 once its in-flight requests have finished. A version that fails to load is isolated with its reason.
+
+Besides the served refs, the manager loads the versions the routed endpoints need
+(``follow``: what their route tables send traffic or mirror to, and the candidate of a rollout
+under way, loaded before any traffic reaches it) and keeps them while they are needed.
 """
 
 from __future__ import annotations
@@ -120,6 +124,9 @@ class ModelManager:
         self._versions: dict[tuple[str, int], Served] = {}
         self._bindings: dict[ModelRef, int | None] = {r: None for r in config.parsed_refs()}
         self._defaults: dict[str, int] = {}
+        self._pinned: frozenset[tuple[str, int]] = frozenset()
+        self._routed: dict[str, tuple[tuple[str, int], ...]] = {}
+        self._refreshing = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._closed = False
@@ -153,8 +160,21 @@ class ModelManager:
                 log.exception("re-resolving served refs failed; will retry")
 
     # resolution and swapping -------------------------------------------------------------------
+    def follow(
+        self, pinned: set[tuple[str, int]], routed: Mapping[str, tuple[tuple[str, int], ...]]
+    ) -> None:
+        """Keep ``pinned`` versions loaded besides the refs' (from the next ``refresh``);
+        ``routed``: per endpoint, the versions taking its traffic (readiness needs one of
+        each endpoint's ready)."""
+        self._pinned = frozenset(pinned)
+        self._routed = dict(routed)
+
     async def refresh(self) -> None:
         """Re-resolve every ref; load what is new; switch defaults to ready versions; retire."""
+        async with self._refreshing:
+            await self._refresh()
+
+    async def _refresh(self) -> None:
         loop = asyncio.get_running_loop()
         wanted: dict[ModelRef, ModelVersion] = {}
         keep: set[tuple[str, int]] = set()
@@ -169,8 +189,11 @@ class ModelManager:
                     keep.add(key)
                 else:  # keep serving what it resolved to before
                     keep.add((ref.name, self._bindings[ref] or 0))
+        pinned = await self._resolve_pinned(loop)
+        keep |= self._pinned
         loads = []
-        for version in {(v.name, v.number): v for v in wanted.values()}.values():
+        versions = {(v.name, v.number): v for v in (*wanted.values(), *pinned)}
+        for version in versions.values():
             key = (version.name, version.number)
             keep.add(key)
             if key not in self._versions:
@@ -184,6 +207,19 @@ class ModelManager:
         keep |= {(r.name, n) for r, n in self._bindings.items() if n is not None}
         self._choose_defaults()
         self._retire(keep)
+
+    async def _resolve_pinned(self, loop: asyncio.AbstractEventLoop) -> list[ModelVersion]:
+        """The pinned versions not loaded yet; one that cannot be resolved is isolated."""
+        found = []
+        for name, number in sorted(self._pinned - self._versions.keys()):
+            ref = ModelRef(name, version=number)
+            try:
+                found.append(await loop.run_in_executor(self._executor, self._resolve, ref))
+            except ModelportError as exc:
+                served = Served(name, number)
+                self._versions[(name, number)] = served
+                self._fail(served, f"cannot resolve {ref}: {exc}")
+        return found
 
     def _choose_defaults(self) -> None:
         """Per model: the version of its alias/latest ref, else its highest explicit version."""
@@ -324,6 +360,13 @@ class ModelManager:
             )
         return served
 
+    def ready_version(self, name: str, number: int) -> Served | None:
+        """``name:number`` if it is loaded and ready, else None."""
+        served = self._versions.get((name, number))
+        if served is None or served.state != "ready" or served.batcher is None:
+            return None
+        return served
+
     @contextmanager
     def using(self, served: Served) -> Iterator[Served]:
         """Count a request in flight on ``served`` so a swap waits for it."""
@@ -350,10 +393,19 @@ class ModelManager:
         return [s for (n, _), s in sorted(self._versions.items()) if n == name]
 
     def ready(self) -> bool:
-        """Every version taking traffic is ready, and at least one is."""
+        """Every version taking traffic is ready, and at least one is: every served ref's, and
+        for each routed endpoint one of the versions its table sends traffic to (a request
+        that drew another is answered by a ready one)."""
         if not self.started.is_set() or self._closed:
             return False
         taking = [
             self._versions.get((r.name, n)) for r, n in self._bindings.items() if n is not None
         ]
-        return bool(taking) and all(s is not None and s.state in ("ready",) for s in taking)
+        if not taking and not self._routed:
+            return False
+        if not all(s is not None and s.state == "ready" for s in taking):
+            return False
+        return all(
+            any(self.ready_version(*key) is not None for key in keys)
+            for keys in self._routed.values()
+        )

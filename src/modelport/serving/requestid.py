@@ -10,14 +10,32 @@ from __future__ import annotations
 import itertools
 import os
 import re
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
+from typing import Any
 
-__all__ = ["HEADER", "current_request_id", "new_request_id", "use_request_id", "valid_request_id"]
+__all__ = [
+    "HEADER",
+    "current_request_id",
+    "new_request_id",
+    "request_body",
+    "request_headers",
+    "use_request_body",
+    "use_request_headers",
+    "use_request_id",
+    "valid_request_id",
+]
 
 HEADER = "x-request-id"
 MAX_LENGTH = 256
 _SAFE = re.compile(r"[\x21-\x7e]{1,256}")  # visible ASCII: safe in a header and a log line
 _CURRENT: ContextVar[str | None] = ContextVar("modelport_request_id", default=None)
+# What a sticky A/B key may be read from (``serving.router.StickyKey``): the request's raw
+# headers, bound with its id, and its parsed JSON body, bound by the protocol that parsed it.
+_HEADERS: ContextVar[Sequence[tuple[bytes, bytes]]] = ContextVar(
+    "modelport_request_headers", default=()
+)
+_BODY: ContextVar[Mapping[str, Any] | None] = ContextVar("modelport_request_body", default=None)
 
 
 # A random prefix per process and a counter: unique like a uuid4 (ids need not be secret)
@@ -57,3 +75,25 @@ def current_request_id() -> str:
         value = new_request_id()
         _CURRENT.set(value)
     return value
+
+
+def use_request_headers(headers: Sequence[tuple[bytes, bytes]]) -> None:
+    """Bind the raw (ASGI) headers of the request running in this context."""
+    _HEADERS.set(headers)
+
+
+def request_headers() -> dict[str, str]:
+    """The current request's headers, names lower-cased (the first of repeated ones)."""
+    out: dict[str, str] = {}
+    for name, value in _HEADERS.get():
+        out.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    return out
+
+
+def use_request_body(body: Mapping[str, Any] | None) -> None:
+    """Bind the parsed JSON body of the request running in this context."""
+    _BODY.set(body)
+
+
+def request_body() -> Mapping[str, Any] | None:
+    return _BODY.get()

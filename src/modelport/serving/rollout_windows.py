@@ -10,8 +10,13 @@ window's length (``--window``, 300 s by default) before now.
 
 ``MonitorWindows`` is the thread-safe adapter: the windows belong to the event loop, so each
 call runs there (``call``: ``asyncio.run_coroutine_threadsafe`` on the server's loop, or an
-anyio portal's ``call`` in tests). The shadow comparison is not recorded yet: its window is
-None, so ``min_shadow_agreement`` waits.
+anyio portal's ``call`` in tests). The shadow window is the agreement of the candidate's
+mirrored answers with the primary's since the stage began (``serving.shadow.ShadowTally``),
+None before the first comparison (``min_shadow_agreement`` then waits). An endpoint's figures
+are its model's (``Endpoints`` says which model an endpoint routes to).
+
+``NoWindows`` is the source of a server without monitoring: it never has figures, so a rollout
+waits and then aborts after its no-data timeout, never acting on missing data.
 """
 
 from __future__ import annotations
@@ -22,25 +27,27 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from modelport.rollout.analysis import ShadowWindow, VersionWindow
+from modelport.serving.endpoints import Endpoints
 from modelport.serving.monitor import ServerMonitor
+from modelport.serving.shadow import ShadowTally
 
-__all__ = ["MonitorWindows", "on_loop", "version_windows"]
+__all__ = ["MonitorWindows", "NoWindows", "on_loop", "version_windows"]
 
 _T = TypeVar("_T")
 CallOnLoop = Callable[[Callable[[], Awaitable[Any]]], Any]
 
 
 async def version_windows(
-    monitor: ServerMonitor, endpoint: str, versions: Sequence[int], since: datetime
+    monitor: ServerMonitor, model: str, versions: Sequence[int], since: datetime
 ) -> dict[int, VersionWindow]:
-    """Figures of ``versions`` of ``endpoint`` (its model) since ``since`` (see module doc)."""
+    """Figures of ``versions`` of ``model`` since ``since`` (see module doc)."""
     window = (await monitor.merged_windows())[monitor.config.window_s]
     out: dict[int, VersionWindow] = {}
     for version in versions:
-        stats = window.snapshot((endpoint, endpoint, str(version)), since=since.timestamp())
+        stats = window.snapshot((model, model, str(version)), since=since.timestamp())
         if stats.count == 0:
             continue
-        labeled, accuracy = await monitor.accuracy_since(endpoint, version, since)
+        labeled, accuracy = await monitor.accuracy_since(model, version, since)
         out[version] = VersionWindow(
             requests=stats.count,
             errors=stats.errors,
@@ -66,15 +73,38 @@ def on_loop(loop: asyncio.AbstractEventLoop, timeout_s: float = 10.0) -> CallOnL
 class MonitorWindows:
     """``rollout.ports.WindowSource`` over ``monitor``; call it from any thread but the loop's."""
 
-    def __init__(self, monitor: ServerMonitor, call: CallOnLoop) -> None:
+    def __init__(
+        self,
+        monitor: ServerMonitor,
+        call: CallOnLoop,
+        shadows: ShadowTally | None = None,
+        endpoints: Endpoints | None = None,
+    ) -> None:
         self._monitor = monitor
         self._call = call
+        self._shadows = shadows
+        self._endpoints = endpoints
 
     def windows(
         self, endpoint: str, versions: Sequence[int], since: datetime
     ) -> tuple[dict[int, VersionWindow], ShadowWindow | None]:
-        async def read() -> dict[int, VersionWindow]:
-            return await version_windows(self._monitor, endpoint, versions, since)
+        async def read() -> tuple[dict[int, VersionWindow], ShadowWindow | None]:
+            route = self._endpoints.get(endpoint) if self._endpoints is not None else None
+            model = route.model if route is not None else endpoint
+            figures = await version_windows(self._monitor, model, versions, since)
+            shadow = None
+            if self._shadows is not None and len(versions) > 1:
+                shadow = self._shadows.window(endpoint, versions[-1], since.timestamp())
+            return figures, shadow
 
-        figures: dict[int, VersionWindow] = self._call(read)
-        return figures, None
+        found: tuple[dict[int, VersionWindow], ShadowWindow | None] = self._call(read)
+        return found
+
+
+class NoWindows:
+    """A ``WindowSource`` without figures (a server with monitoring off)."""
+
+    def windows(
+        self, endpoint: str, versions: Sequence[int], since: datetime
+    ) -> tuple[dict[int, VersionWindow], ShadowWindow | None]:
+        return {}, None

@@ -19,7 +19,7 @@ from modelport.serving.http import (
     parse_json,
     read_body,
 )
-from modelport.serving.requestid import use_request_id
+from modelport.serving.requestid import use_request_body, use_request_id
 from modelport.serving.v2codec import decode_infer_request, encode_infer_response
 
 __all__ = ["ServerState"]
@@ -44,16 +44,19 @@ class ServerState:
     ) -> tuple[bytes, str, dict[str, str]]:
         """One V2 inference over REST (JSON, or Triton's binary tensor extension): the response
         body, its media type and extra headers."""
-        self.plane.route(model, version)  # unknown model: 404 before reading the body
+        self.plane.require(model, version)  # unknown model: 404 before reading the body
         body = await read_body(request, self.admission.max_body_bytes)
         header_length = request.headers.get("inference-header-content-length")
         if header_length is not None:
             if not header_length.isdigit():
                 raise InvalidInputError("Inference-Header-Content-Length must be a number")
             request_id, tensors, outputs, params = decode_binary_request(body, int(header_length))
+            use_request_body({"id": request_id, "parameters": params})
         else:
             check_content_type(request, ("application/json",))
-            request_id, tensors, outputs, params = decode_infer_request(parse_json(body))
+            parsed = parse_json(body)
+            request_id, tensors, outputs, params = decode_infer_request(parsed)
+            use_request_body(parsed)  # what a sticky ``field:`` key is read from
         if request_id is not None:
             use_request_id(request_id)  # what feedback for this prediction will refer to
         deadline = deadline_for(request, params.get("timeout"), self.admission, self.clock)

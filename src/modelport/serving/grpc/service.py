@@ -8,7 +8,7 @@ same public messages (``serving.http.public_message``). The handler table is exp
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import grpc
@@ -32,11 +32,17 @@ from modelport.serving.grpc.convert import (
 )
 from modelport.serving.http import error_headers, public_message
 from modelport.serving.logs import bind_request
-from modelport.serving.requestid import HEADER, new_request_id, valid_request_id
+from modelport.serving.requestid import (
+    HEADER,
+    new_request_id,
+    use_request_body,
+    use_request_headers,
+    valid_request_id,
+)
 from modelport.serving.routes.v2 import tensor_descriptors
 from modelport.serving.v2codec import select_outputs
 
-__all__ = ["GrpcServer", "InferenceServicer", "method_handlers", "status_code"]
+__all__ = ["GrpcServer", "InferenceServicer", "metadata_pairs", "method_handlers", "status_code"]
 
 log = logging.getLogger("modelport.serving")
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -54,6 +60,15 @@ def status_code(exc: BaseException) -> grpc.StatusCode:
     if isinstance(exc, DeadlineExceededError):
         return grpc.StatusCode.DEADLINE_EXCEEDED
     return grpc.StatusCode.INTERNAL
+
+
+def metadata_pairs(metadata: Iterable[Any] | None) -> list[tuple[bytes, bytes]]:
+    """gRPC invocation metadata as raw header pairs (binary ``-bin`` values are left out)."""
+    pairs: list[tuple[bytes, bytes]] = []
+    for key, value in metadata or ():
+        if isinstance(value, str):
+            pairs.append((key.encode("latin-1", "replace"), value.encode("latin-1", "replace")))
+    return pairs
 
 
 class InferenceServicer:
@@ -90,6 +105,10 @@ class InferenceServicer:
         call = decode_infer_request(request)
         request_id = call.request_id or new_request_id()
         bind_request(request_id)
+        # What a sticky A/B key is read from: ``header:`` names a metadata key, ``field:`` a
+        # path into ``{"id", "parameters"}``, the same as for a REST V2 body.
+        use_request_headers(metadata_pairs(context.invocation_metadata()))
+        use_request_body({"id": call.request_id, "parameters": call.parameters})
         if valid_request_id(request_id) is not None:
             context.set_trailing_metadata(((HEADER, request_id),))
         deadline = self.request_deadline(call.parameters.get("timeout"), context.time_remaining())

@@ -41,6 +41,7 @@ from modelport.serving.mlflow_codec import (
     parse_request,
     predictions,
 )
+from modelport.serving.requestid import use_request_body
 from modelport.serving.state import ServerState
 from modelport.serving.tf_codec import (
     Inputs,
@@ -83,7 +84,9 @@ def routes(state: ServerState) -> list[BaseRoute]:
         if kind == "csv":
             value = frame_from_csv(body, signature)
         else:
-            parsed = parse_request(parse_json(body))
+            document = parse_json(body)
+            parsed = parse_request(document)
+            use_request_body(document)  # what a sticky ``field:`` key is read from
             if parsed.format == "dataframe_split":
                 value = frame_from_split(parsed.value)
             elif parsed.format == "dataframe_records":

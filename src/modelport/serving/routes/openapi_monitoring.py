@@ -1,4 +1,5 @@
-"""The monitoring routes in the data plane's OpenAPI document: feedback, drift, status, alerts."""
+"""The monitoring routes in the data plane's OpenAPI document: feedback, drift, status, alerts,
+endpoints."""
 
 from __future__ import annotations
 
@@ -60,7 +61,15 @@ def monitoring_paths() -> dict[str, dict[str, Any]]:
         errors=(400, 404, 500, 503),
         parameters=[query_parameter("limit", "Transitions listed (default 100).", 10_000)],
     )
+    endpoints = operation(
+        MONITORING,
+        "The endpoints this worker routes by a rollout's route table: the table in force and, "
+        "per shadow version, its agreement with the primary and latency delta.",
+        json_body(ref("EndpointList")),
+        errors=(500,),
+    )
     return {
+        "/v2/endpoints": {"get": endpoints},
         "/v2/models/{name}/feedback": {"post": feedback},
         "/v2/models/{name}/drift": {"get": drift},
         "/v2/monitoring/status": {"get": status},
@@ -175,7 +184,32 @@ def monitoring_schemas() -> dict[str, Any]:
         id=integer,
         recorded_at=string,
     )
+    shadow = obj(
+        ["version", "compared", "agreed", "failed", "agreement"],
+        version=string,
+        compared=integer,
+        agreed=integer,
+        failed=integer,
+        agreement=nullable_number,
+        agreement_low=nullable_number,
+        agreement_high=nullable_number,
+        latency_delta_p50_ms=nullable_number,
+        latency_delta_p95_ms=nullable_number,
+    )
+    endpoint = obj(
+        ["endpoint", "model", "generation", "table", "shadows"],
+        endpoint=string,
+        model=string,
+        generation=integer,
+        table={"type": "object"},
+        shadows={"type": "array", "items": shadow},
+    )
     return {
+        "EndpointList": obj(
+            ["endpoints", "mirrors_dropped"],
+            endpoints={"type": "array", "items": endpoint},
+            mirrors_dropped=integer,
+        ),
         "FeedbackRequest": {"oneOf": [item, {"type": "array", "items": item, "minItems": 1}]},
         "FeedbackResult": obj(
             ["accepted", "unknown_ids"],

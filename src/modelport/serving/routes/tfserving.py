@@ -26,6 +26,7 @@ from modelport.serving.http import (
     parse_json,
     read_body,
 )
+from modelport.serving.requestid import use_request_body
 from modelport.serving.routes.v2 import v2_errors
 from modelport.serving.state import ServerState
 from modelport.serving.tf_codec import (
@@ -86,6 +87,7 @@ def routes(state: ServerState) -> list[BaseRoute]:
                 "send exactly one of 'instances' (row format) or 'inputs' (columnar format)"
             )
         rows = "instances" in body
+        use_request_body(body)  # what a sticky ``field:`` key is read from
         deadline = deadline_for(request, None, state.admission, state.clock)
         signature = plane.signature(model, version)
         value = decode_rows(body["instances"]) if rows else decode_columnar(body["inputs"])

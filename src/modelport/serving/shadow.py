@@ -1,0 +1,233 @@
+"""Shadow mirroring: a copy of a request answered by another version, invisible to the client.
+
+The router decides which requests are mirrored (``Decision.shadow``: a fraction, by a hash of the
+request id). After the primary version answered, the data plane hands the request to
+``ShadowMirror.offer``, which starts one task and returns at once: the client's answer never
+waits for the shadow, and nothing the shadow does (an error, a timeout, a full queue) reaches
+the client. Mirrors are bounded: at most ``capacity`` in flight per worker, further ones are
+dropped (counted); each is cut off after the table's ``shadow_timeout_ms`` (then counted as
+failed), and its queued work is dropped with it.
+
+The shadow's answer is observed like any prediction (its rolling-window figures and prediction
+log rows are the candidate's, with the same request id: delayed labels give it an accuracy
+too), and compared with the primary's (``rollout.compare.ShadowComparison``: the
+``predictions`` output when both have one, else every output). ``ShadowTally`` keeps, per
+endpoint and shadow version, when each comparison happened and whether it agreed, so the
+rollout controller can ask for the agreement since its stage began (``window``). Figures are
+this worker's: with several workers each mirrors its share of the sampled requests, an
+unbiased sample of the agreement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from modelport.core.clock import Clock
+from modelport.rollout.analysis import ShadowWindow
+from modelport.rollout.compare import ShadowComparison, ShadowReport
+from modelport.serving.adapt import rows_of
+from modelport.serving.manager import ModelManager, Served
+from modelport.serving.requestid import current_request_id
+from modelport.serving.types import Prediction
+
+__all__ = ["ShadowMirror", "ShadowTally"]
+
+log = logging.getLogger("modelport.serving")
+DEFAULT_CAPACITY = 64
+MAX_TALLY = 100_000
+PREDICTIONS = "predictions"
+
+
+class _Observer(Protocol):
+    """``dataplane.PredictionObserver``'s call, restated here to keep imports one-way."""
+
+    def observed(
+        self,
+        served: Served,
+        inputs: Any,
+        prediction: Prediction | None,
+        latency_s: float,
+        *,
+        request_id: str,
+        ok: bool,
+        error: BaseException | None = None,
+    ) -> None: ...
+
+
+@dataclass(slots=True)
+class _Versus:
+    """The comparisons of one shadow version on one endpoint."""
+
+    comparison: ShadowComparison
+    seen: deque[tuple[float, bool]]  # (wall time, agreed), oldest first
+
+
+class ShadowTally:
+    """Agreement per ``(endpoint, shadow version)``, by time; used on the event loop only."""
+
+    def __init__(self, clock: Clock, *, max_entries: int = MAX_TALLY) -> None:
+        self._clock = clock
+        self._max = max_entries
+        self._by: dict[tuple[str, int], _Versus] = {}
+
+    def add(
+        self,
+        endpoint: str,
+        version: int,
+        primary: Mapping[str, np.ndarray],
+        shadow: Mapping[str, np.ndarray] | None,
+        primary_latency_s: float,
+        shadow_latency_s: float | None,
+    ) -> bool:
+        """Compare one mirrored request (``shadow`` None: it failed); return whether it agreed."""
+        versus = self._by.get((endpoint, version))
+        if versus is None:
+            versus = _Versus(ShadowComparison("auto"), deque(maxlen=self._max))
+            self._by[(endpoint, version)] = versus
+        if shadow is not None and PREDICTIONS in primary and PREDICTIONS in shadow:
+            primary, shadow = (
+                {PREDICTIONS: primary[PREDICTIONS]},
+                {PREDICTIONS: shadow[PREDICTIONS]},
+            )
+        agreed = versus.comparison.add(primary, shadow, primary_latency_s, shadow_latency_s)
+        versus.seen.append((self._clock.now().timestamp(), agreed))
+        return agreed
+
+    def window(self, endpoint: str, version: int, since: float) -> ShadowWindow | None:
+        """Comparisons made at or after ``since`` (a POSIX time); None when there are none."""
+        versus = self._by.get((endpoint, version))
+        if versus is None:
+            return None
+        compared = agreed = 0
+        for at, ok in reversed(versus.seen):
+            if at < since:
+                break
+            compared += 1
+            agreed += ok
+        return ShadowWindow(compared, agreed) if compared else None
+
+    def versions(self, endpoint: str) -> list[int]:
+        """The shadow versions of ``endpoint`` compared so far."""
+        return sorted(v for e, v in self._by if e == endpoint)
+
+    def report(self, endpoint: str, version: int) -> ShadowReport | None:
+        """Every comparison of that shadow so far (agreement interval, latency delta)."""
+        versus = self._by.get((endpoint, version))
+        return None if versus is None else versus.comparison.report()
+
+
+class ShadowMirror:
+    """Runs mirrored requests in the background (see module doc)."""
+
+    def __init__(
+        self,
+        manager: ModelManager,
+        clock: Clock,
+        tally: ShadowTally,
+        observer: _Observer | None = None,
+        *,
+        capacity: int = DEFAULT_CAPACITY,
+    ) -> None:
+        self._manager = manager
+        self._clock = clock
+        self.tally = tally
+        self._observer = observer
+        self._capacity = capacity
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.dropped = 0
+        self.failed = 0
+        self._closed = False
+
+    @property
+    def inflight(self) -> int:
+        return len(self._tasks)
+
+    def offer(
+        self,
+        endpoint: str,
+        primary: Prediction,
+        primary_latency_s: float,
+        shadow: Served,
+        convert: Callable[[Served], Any],
+        timeout_s: float,
+    ) -> bool:
+        """Mirror one request to ``shadow`` (``convert`` builds its input for that version);
+        return False when it was dropped (full, or shutting down). Never raises."""
+        if self._closed or len(self._tasks) >= self._capacity:
+            self.dropped += 1
+            return False
+        task = asyncio.create_task(
+            self._mirror(endpoint, primary, primary_latency_s, shadow, convert, timeout_s),
+            name="modelport-shadow",
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _mirror(
+        self,
+        endpoint: str,
+        primary: Prediction,
+        primary_latency_s: float,
+        shadow: Served,
+        convert: Callable[[Served], Any],
+        timeout_s: float,
+    ) -> None:
+        clock = self._clock
+        started = clock.monotonic()
+        inputs: Any = None
+        outputs: Mapping[str, np.ndarray] | None = None
+        error: BaseException | None = None
+        try:
+            batcher = shadow.batcher
+            if batcher is None:
+                raise asyncio.CancelledError  # unloaded meanwhile: nothing to compare
+            inputs = convert(shadow)
+            with self._manager.using(shadow):
+                outputs = await asyncio.wait_for(
+                    batcher.submit(inputs, started + timeout_s), timeout_s
+                )
+        except asyncio.CancelledError:
+            return
+        except Exception as exc:  # the shadow failed or timed out: the client never sees it
+            error = exc
+            self.failed += 1
+        latency = clock.monotonic() - started
+        try:
+            if self._observer is not None and inputs is not None:
+                answer = None
+                if outputs is not None:
+                    answer = Prediction(shadow.name, shadow.number, outputs, rows_of(inputs))
+                self._observer.observed(
+                    shadow,
+                    inputs,
+                    answer,
+                    latency,
+                    request_id=current_request_id(),
+                    ok=outputs is not None,
+                    error=error,
+                )
+            self.tally.add(
+                endpoint,
+                shadow.number,
+                primary.outputs,
+                outputs,
+                primary_latency_s,
+                latency if outputs is not None else None,
+            )
+        except Exception:  # bookkeeping must never break the loop
+            log.exception("recording the shadow answer of %s:%s failed", shadow.name, shadow.number)
+
+    async def close(self) -> None:
+        """Stop mirroring; cancel the mirrors still running."""
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
