@@ -165,7 +165,10 @@ def test_deploy_records_a_revision_and_says_what_will_happen(run: Cli, tmp_path:
     assert "  plan        canary 10 → 50 → 100 every 60 s, promotes champion" in lines
     assert "  gates       schema, smoke" in lines
     assert "  on failure  rollback" in lines
-    assert lines[-1].startswith("the rollout controller starts it")
+    assert lines[-1] == (
+        "a running `modelport serve` of the model starts it (its rollout controller); "
+        "follow it with `modelport rollout status fraud`"
+    )
 
     again = run("deploy", spec_file(tmp_path))
     assert again.splitlines()[0] == "fraud: unchanged; spec revision 1 holds this spec"

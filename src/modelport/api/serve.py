@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from modelport.api.registry import Registry
+from modelport.api.rollouts import controller_runner, endpoint_plans, served_models
 from modelport.core.model import ModelVersion
 from modelport.core.settings import Settings
 from modelport.registry.open import metadata_url
 from modelport.runtime.base import Runtime
 from modelport.serving.app import App, create_app
 from modelport.serving.config import ServeConfig
+from modelport.serving.endpoints import EndpointPlan
 from modelport.serving.logs import configure_logging
 from modelport.serving.monitor import resolve_log_url
 
@@ -23,7 +25,9 @@ def build_app(settings: Settings, config: ServeConfig) -> App:
 
     Runs in each worker process: it sets up that process' logging (``config.log_format``) and
     monitors into ``monitor.resolve_log_url`` (the registry's PostgreSQL database in team mode,
-    else ``monitoring.db`` under the home)."""
+    else ``monitoring.db`` under the home). The recorded endpoints of the served models are
+    routed by their route tables, and (``config.rollouts``) one process per home runs the
+    rollout controller (``api.rollouts``)."""
     configure_logging(config.log_format, config.log_level)
     registry = Registry.open(settings=settings)
     threads = config.framework_threads()
@@ -36,6 +40,18 @@ def build_app(settings: Settings, config: ServeConfig) -> App:
     except BaseException:
         registry.close()
         raise
+    read_endpoints = None
+    if config.follow_deployments or config.endpoints:
+        models = served_models(config.refs) if config.follow_deployments else set()
+
+        def read_endpoints() -> list[EndpointPlan]:
+            return endpoint_plans(registry, models, config.endpoints)
+
+    run_controller = None
+    if config.rollouts:
+        run_controller = controller_runner(
+            registry, config.rollout_interval_s, variant=config.variant
+        )
     return create_app(
         config,
         registry.get,
@@ -43,4 +59,6 @@ def build_app(settings: Settings, config: ServeConfig) -> App:
         on_close=registry.close,
         log_url=log_url,
         state_dir=settings.home / MONITORING_STATE_DIR,
+        read_endpoints=read_endpoints,
+        run_controller=run_controller,
     )

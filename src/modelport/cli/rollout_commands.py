@@ -2,8 +2,8 @@
 ``modelport deployments list``.
 
 ``deploy`` validates a spec, checks that its refs resolve and records it as the endpoint's next
-revision; the rollout controller (``modelport.rollout.Controller``; not yet run by
-``modelport serve``) starts the rollout from it. The operator commands (promote, rollback,
+revision; the rollout controller of a running ``modelport serve`` (``api.rollouts``) starts
+the rollout from it. The operator commands (promote, rollback,
 abort, pause, resume) are queued for that controller, which acts on them at its next step;
 ``status`` and ``history`` read what it recorded.
 
@@ -34,7 +34,7 @@ from modelport.cli.registry_commands import JSON_OPTION
 from modelport.core.errors import SpecError
 from modelport.core.rollouts import RolloutEventRecord, RolloutRecord
 
-__all__ = ["deploy", "deployments", "rollout"]
+__all__ = ["deploy", "deployments", "events_table", "rollout"]
 
 FIGURES_SHOWN = 3
 EVENT_HEADERS = ["at", "rollout", "event", "phase", "actor", "reason", "figures"]
@@ -108,8 +108,8 @@ def _show_plan(plan: DeployPlan) -> None:
         )
     if plan.record is not None and not plan.unchanged:
         click.echo(
-            "the rollout controller starts it (this version's `modelport serve` does not run "
-            f"one yet); {_follow(ep)}"
+            "a running `modelport serve` of the model starts it (its rollout controller); "
+            f"{_follow(ep)}"
         )
 
 
@@ -163,7 +163,7 @@ def rollout_status(app: AppContext, endpoint: str, as_json: bool) -> None:
         click.echo(f"  pending     {cmd.op} by {cmd.actor}{why} (command #{cmd.id})")
     if status.events:
         click.echo()
-        click.echo(_events_table(status.events, {r.id: r}))
+        click.echo(events_table(status.events, {r.id: r}))
 
 
 def _phase(r: RolloutRecord, stage: Mapping[str, Any] | None) -> str:
@@ -198,10 +198,10 @@ def rollout_history(app: AppContext, endpoint: str, as_json: bool) -> None:
         echo_json([e.to_dict() for e in events])
         return
     by_id = {r.id: r for r in registry.rollouts(endpoint)}
-    click.echo(_events_table(events, by_id))
+    click.echo(events_table(events, by_id))
 
 
-def _events_table(events: Sequence[RolloutEventRecord], by_id: Mapping[int, RolloutRecord]) -> str:
+def events_table(events: Sequence[RolloutEventRecord], by_id: Mapping[int, RolloutRecord]) -> str:
     rows = []
     for e in events:
         r = by_id.get(e.rollout_id)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from modelport.api.deployments import read_spec
 from modelport.api.serve import build_app
 from modelport.cli.context import AppContext, pass_app
 from modelport.monitoring.alert_rules import load_rules
@@ -25,7 +26,29 @@ __all__ = ["serve"]
 
 
 @click.command()
-@click.argument("refs", nargs=-1, required=True)
+@click.argument("refs", nargs=-1)
+@click.option(
+    "--spec",
+    "specs",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Record this deployment spec (as `modelport deploy` does) and serve its endpoint, "
+    "rollout included (repeatable).",
+)
+@click.option(
+    "--rollouts/--no-rollouts",
+    default=True,
+    show_default=True,
+    help="Run the rollout controller here (one process per modelport home runs it).",
+)
+@click.option(
+    "--rollout-interval",
+    "rollout_interval_s",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600, min_open=True),
+    help="Seconds between rollout controller ticks.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option(
@@ -152,6 +175,9 @@ __all__ = ["serve"]
 def serve(
     app: AppContext,
     refs: tuple[str, ...],
+    specs: tuple[Path, ...],
+    rollouts: bool,
+    rollout_interval_s: float,
     host: str,
     port: int,
     grpc_port: int | None,
@@ -182,7 +208,21 @@ def serve(
 ) -> None:
     """Serve REFS (NAME, NAME:VERSION, NAME@ALIAS) over Open Inference Protocol V2, MLflow
     /invocations and TensorFlow Serving REST, with monitoring: /metrics, the prediction log,
-    ground-truth feedback, drift, accuracy and alerts (see /openapi.json)."""
+    ground-truth feedback, drift, accuracy and alerts (see /openapi.json).
+
+    Endpoints recorded with `modelport deploy` (or --spec) for a served model are routed by
+    their rollout: a new spec is picked up without a restart."""
+    endpoints: list[str] = []
+    served = list(refs)
+    for spec_file in specs:
+        spec = read_spec(spec_file)
+        app.registry().deploy(spec)
+        endpoints.append(spec.endpoint)
+        if str(spec.baseline) not in served:
+            served.append(str(spec.baseline))
+    if not served:
+        raise click.UsageError("name the model refs to serve (e.g. fraud@champion) or --spec FILE")
+    refs = tuple(served)
     monitoring = MonitoringConfig(
         enabled=not no_monitoring,
         prediction_log=not no_prediction_log,
@@ -219,6 +259,9 @@ def serve(
         log_format=log_format,
         log_level=log_level,
         access_log=log_format == "json" if access_log is None else access_log,
+        endpoints=tuple(endpoints),
+        rollouts=rollouts,
+        rollout_interval_s=rollout_interval_s,
     )
     app.registry()  # fail fast (and migrate) before any worker starts
     app.close()
