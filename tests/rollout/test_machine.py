@@ -491,3 +491,32 @@ def test_an_abort_or_pause_during_shadow_stops_the_mirror() -> None:
     assert traffic(actions) == [StopShadow()]  # weights were already all on the baseline
     resumed = paused.send(Command("resume"), 40)
     assert traffic(resumed) == [StartShadow(0.5, 1000)]
+
+
+def test_the_ab_promotion_records_the_arms_differences_with_intervals() -> None:
+    run = Run(HEAD + "strategy: {kind: ab, split: 50, sticky_key: header:X-User, duration: 1h}\n")
+    run.started()
+    arms = Observation(
+        VersionWindow(requests=2000, errors=60, p95_ms=10.0, labeled=1000, accuracy=0.90),
+        VersionWindow(requests=2000, errors=20, p95_ms=10.0, labeled=1000, accuracy=0.95),
+    )
+    actions = run.send(arms, 3600)
+    assert Promote("champion", 4) in actions
+    promoted = next(a for a in actions if isinstance(a, Record) and a.event == "rollout.promoted")
+    figures = {f.name: f for f in promoted.figures}
+    errors, accuracy = figures["ab_error_rate_diff"], figures["ab_accuracy_diff"]
+    assert errors.outcome == accuracy.outcome == "info"
+    assert errors.figure == pytest.approx(0.01 - 0.03)
+    assert accuracy.figure == pytest.approx(0.05)
+    assert "95% CI" in errors.note
+    assert "differs" in errors.note  # 1% against 3% over 2000 requests each
+    assert "differs" in accuracy.note
+
+
+def test_ab_figures_wait_for_both_arms() -> None:
+    from modelport.rollout.analysis import ab_figures
+
+    checks = ab_figures(VersionWindow(), VersionWindow(requests=10))
+    assert [c.name for c in checks] == ["ab_error_rate_diff"]
+    assert checks[0].figure is None
+    assert "no data" in checks[0].note

@@ -24,10 +24,20 @@ from typing import Any, Literal
 
 from modelport.core.deployment import AnalysisThresholds
 from modelport.core.errors import InvalidInputError
+from modelport.rollout.compare import ABDifference, ab_difference
 
-__all__ = ["AnalysisCheck", "CheckOutcome", "ShadowWindow", "Verdict", "VersionWindow", "analyse"]
+__all__ = [
+    "AnalysisCheck",
+    "CheckOutcome",
+    "ShadowWindow",
+    "Verdict",
+    "VersionWindow",
+    "ab_figures",
+    "analyse",
+]
 
-CheckOutcome = Literal["pass", "fail", "wait", "skip"]
+CheckOutcome = Literal["pass", "fail", "wait", "skip", "info"]
+"""``info``: a figure reported for the record that decides nothing (the A/B differences)."""
 _EPS = 1e-12
 P95_FLOOR_MS = 1.0
 """Baseline p95 below this counts as this in ``p95_ratio``, so a sub-millisecond baseline does
@@ -243,3 +253,34 @@ def _agreement(limit: float, shadow: ShadowWindow | None, need: int) -> Analysis
     enough = shadow.compared >= need
     why = f"waiting for {need} shadow comparisons (have {shadow.compared})"
     return _limit(name, shadow.agreement if enough else None, limit, why, at_least=True)
+
+
+def ab_figures(
+    baseline: VersionWindow, candidate: VersionWindow, confidence: float = 0.95
+) -> tuple[AnalysisCheck, ...]:
+    """The A/B report: candidate minus baseline error rate, and accuracy when both arms have
+    labels, each with a Newcombe score interval (``rollout.compare.ab_difference``). They are
+    ``info`` checks: recorded with the stage's decisions, deciding nothing themselves."""
+    out = []
+    errors = ab_difference(
+        candidate.errors, candidate.requests, baseline.errors, baseline.requests, confidence
+    )
+    out.append(_difference("ab_error_rate_diff", "error rate", errors, baseline.error_rate))
+    if candidate.accuracy is not None and baseline.accuracy is not None:
+        right_c = round(candidate.accuracy * candidate.labeled)
+        right_b = round(baseline.accuracy * baseline.labeled)
+        accuracy = ab_difference(right_c, candidate.labeled, right_b, baseline.labeled, confidence)
+        out.append(_difference("ab_accuracy_diff", "accuracy", accuracy, baseline.accuracy))
+    return tuple(out)
+
+
+def _difference(name: str, what: str, diff: ABDifference, base: float | None) -> AnalysisCheck:
+    if diff.insufficient_data or diff.estimate is None:
+        return _check(name, "info", None, 0.0, f"{what} difference: no data in an arm yet", base)
+    level = f"{diff.confidence:.0%}"
+    differ = "differs" if diff.excludes_zero else "no significant difference"
+    note = (
+        f"{what} {diff.rate_a:.4g} vs {diff.rate_b:.4g}: {diff.estimate:+.4g} "
+        f"({level} CI {diff.low:+.4g} to {diff.high:+.4g}, {differ})"
+    )
+    return _check(name, "info", diff.estimate, 0.0, note, base)

@@ -40,7 +40,7 @@ from datetime import datetime
 from modelport.core.clock import Clock
 from modelport.core.deployment import DeploymentSpec
 from modelport.core.errors import ConflictError, InvalidInputError
-from modelport.rollout.analysis import Verdict, analyse
+from modelport.rollout.analysis import Verdict, ab_figures, analyse
 from modelport.rollout.state import (
     Action,
     Command,
@@ -180,13 +180,18 @@ def _observe(
 def _verdict(state: RolloutState, stage: Stage, obs: Observation | None) -> Verdict | None:
     if obs is None:
         return None
-    return analyse(
+    verdict = analyse(
         state.spec.analysis,
         obs.baseline if stage.compare_baseline else None,
         obs.candidate,
         obs.shadow if stage.shadow_fraction is not None else None,
         min_requests=stage.min_requests,
     )
+    if stage.name == "ab":  # the arms' differences, with their intervals, go on the record
+        verdict = Verdict(
+            verdict.outcome, (*verdict.checks, *ab_figures(obs.baseline, obs.candidate))
+        )
+    return verdict
 
 
 def _wait(
