@@ -1,4 +1,11 @@
-"""``modelport quickstart``: train, register and load two versions on a bundled dataset."""
+"""``modelport quickstart``: train three versions on a bundled dataset, serve them, and roll out.
+
+v1 (scaled logistic regression) is registered as ``@champion``, v2 (gradient-boosted trees,
+more accurate) and v3 (deliberately bad: trained on flipped labels) beside it. Then a real
+server takes synthetic traffic with delayed labels while v2 is canaried to full promotion and
+v3 to an automatic rollback (``quickstart_rollout``), and the timeline of decisions is printed
+with the figures behind each. ``--no-rollout`` stops after registration.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,16 @@ from typing import Any
 import click
 
 from modelport.cli.context import AppContext, pass_app
-from modelport.core.errors import MissingExtraError
+from modelport.cli.quickstart_rollout import (
+    LABEL_DELAY_S,
+    RATE_PER_THREAD,
+    DemoServer,
+    Traffic,
+    canary_spec,
+    run_canary,
+)
+from modelport.cli.rollout_commands import events_table
+from modelport.core.errors import ConflictError, MissingExtraError
 
 __all__ = ["quickstart"]
 
@@ -49,15 +65,41 @@ def _done(started: float, detail: str = "") -> None:
 
 @click.command()
 @click.option("--name", default=MODEL, show_default=True, help="Name to register the model as.")
+@click.option(
+    "--rollout/--no-rollout",
+    default=True,
+    show_default=True,
+    help="Serve the endpoint and canary v2 (promoted) and v3 (rolled back) under traffic.",
+)
+@click.option(
+    "--step-interval",
+    default=8.0,
+    show_default=True,
+    type=click.FloatRange(1, 300),
+    help="Seconds each canary step holds.",
+)
+@click.option(
+    "--keep-serving",
+    is_flag=True,
+    help="Leave the server running at the end (Ctrl-C stops it).",
+)
 @pass_app
-def quickstart(app: AppContext, name: str) -> None:
-    """Train two models on a dataset bundled with scikit-learn and register them."""
+def quickstart(
+    app: AppContext, name: str, rollout: bool, step_interval: float, keep_serving: bool
+) -> None:
+    """Train three models on a dataset bundled with scikit-learn, register them, serve the
+    endpoint and roll out: a better version to promotion, a bad one to an automatic rollback."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     click.echo(f"modelport quickstart: registry at {app.settings.home.resolve()}")
+    if rollout and any(d.endpoint == name for d in app.registry().deployments()):
+        raise ConflictError(
+            f"endpoint {name!r} was rolled out by an earlier quickstart in "
+            f"{app.settings.home}: run it with --name {name}-2, or in an empty directory"
+        )
     t = _step("loading the breast-cancer dataset bundled with scikit-learn")
     x_train, x_test, y_train, y_test = _train()
     _done(t, f"{len(x_train)} training rows, {x_train.shape[1]} features")
@@ -103,6 +145,22 @@ def quickstart(app: AppContext, name: str) -> None:
     )
     _done(t, v2.ref)
 
+    t = _step("training and registering v3: the same logistic regression, on flipped labels")
+    v3_model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(
+        x_train, 1 - y_train
+    )
+    v3_scores = _scores(v3_model, x_test, y_test)
+    v3 = registry.register(
+        v3_model,
+        name=name,
+        input_example=x_test.head(5),
+        training_data=x_train,
+        metrics=v3_scores,
+        params={"estimator": "LogisticRegression", "labels": "flipped"},
+        description="Deliberately bad: trained on flipped labels",
+    )
+    _done(t, f"{v3.ref}, accuracy {v3_scores['accuracy']:.3f}")
+
     t = _step(f"loading {name}@champion back (digests verified) and predicting 5 rows")
     runtime = registry.load(f"{name}@champion")
     try:
@@ -112,23 +170,95 @@ def quickstart(app: AppContext, name: str) -> None:
     predictions = answer["predictions"] if isinstance(answer, dict) else answer
     _done(t, f"predictions {list(map(int, predictions))}, truth {list(map(int, y_test.head(5)))}")
 
+    if rollout:
+        demo(
+            app,
+            name,
+            (x_test, y_test),
+            (v1.number, v2.number, v3.number),
+            step_interval,
+            keep_serving,
+        )
+        return
     click.echo("")
     click.echo(
         f"Registered {v1.ref} ({v1.digest[:19]}…) as @champion and "
         f"{v2.ref} ({v2.digest[:19]}…) as @challenger."
     )
+    _next_steps(app, name, [f"alias set {name} champion {v2.number} --reason 'better accuracy'"])
+    click.echo("Serve it, then watch it from a second terminal:")
+    click.echo(f"  $ modelport{_home(app)} serve {name}@champion")
+    click.echo("  $ modelport status    # traffic, p95, errors, accuracy, drift, alerts")
+
+
+def _home(app: AppContext) -> str:
+    return "" if str(app.settings.home) == ".modelport" else f" --home {app.settings.home}"
+
+
+def _next_steps(app: AppContext, name: str, extra: list[str]) -> None:
     click.echo("Next, try:")
-    home = "" if str(app.settings.home) == ".modelport" else f" --home {app.settings.home}"
     for command in (
         "models list",
         f"models show {name}",
         f"models show {name}@challenger",
-        f"alias set {name} champion {v2.number} --reason 'better accuracy'",
+        *extra,
         f"alias history {name} champion",
         f"env check {name}@champion",
         f"audit --model {name}",
     ):
-        click.echo(f"  modelport{home} {command}")
-    click.echo("Serve it, then watch it from a second terminal:")
-    click.echo(f"  $ modelport{home} serve {name}@champion")
-    click.echo("  $ modelport status    # traffic, p95, errors, accuracy, drift, alerts")
+        click.echo(f"  modelport{_home(app)} {command}")
+
+
+def demo(
+    app: AppContext,
+    name: str,
+    test: tuple[Any, Any],
+    numbers: tuple[int, int, int],
+    step_s: float,
+    keep_serving: bool,
+) -> None:
+    """Serve ``name@champion``, canary v2 then v3 under traffic, print the timeline."""
+    registry = app.registry()
+    settings = app.settings
+    _, v2, v3 = numbers
+    t = _step(f"starting `modelport serve {name}@champion` (log: quickstart-server.log)")
+    server = DemoServer(settings, f"{name}@champion", settings.home / "quickstart-server.log")
+    url = server.start()
+    _done(t, url)
+    traffic = Traffic(url, name, *test)
+    try:
+        traffic.start()
+        click.echo(
+            f"• traffic: {2 * RATE_PER_THREAD:.0f} requests/s, labels {LABEL_DELAY_S:g}s later"
+        )
+        outcomes = []
+        for number, what in ((v2, "the better"), (v3, "the bad")):
+            text, spec = canary_spec(name, number, step_s)
+            (settings.home / f"canary-v{number}.yaml").write_text(text)
+            click.echo(
+                f"• canary of {what} v{number}: steps 20% → 50% → 100%, {step_s:g}s each, "
+                f"accuracy ≥ 0.9 from delayed labels (spec: canary-v{number}.yaml)"
+            )
+            record = run_canary(registry, spec, traffic, timeout_s=60 + 6 * step_s)
+            outcomes.append((number, record.phase))
+        traffic.stop()
+        click.echo("")
+        click.echo(f"Timeline of endpoint {name} (`modelport rollout history {name}`):")
+        history = [e for e in registry.rollout_history(name) if e.kind != "rollout.phase_changed"]
+        by_id = {r.id: r for r in registry.rollouts(name)}
+        click.echo(events_table(history, by_id))
+        click.echo("")
+        for number, phase in outcomes:
+            click.echo(f"v{number}: {phase.replace('_', ' ')}")
+        champion = registry.get(f"{name}@champion")
+        click.echo(
+            f"{name}@champion is v{champion.number}; alias history: "
+            f"`modelport alias history {name} champion`"
+        )
+        _next_steps(app, name, [f"rollout history {name} --json", f"rollout status {name}"])
+        if keep_serving:
+            click.echo(f"Serving at {url} (V2, /invocations, TF Serving). Ctrl-C stops it.")
+            server.wait()
+    finally:
+        traffic.stop()
+        server.stop()
