@@ -20,8 +20,9 @@ import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 from tests.serving.conftest import wait_ready
-from tests.serving.rollout_models import AlsoZero, One, Zero
+from tests.serving.rollout_models import AlsoZero, One, Zero, ZeroOnY
 
+from modelport.api.gates import gate_reports
 from modelport.api.registry import Registry
 from modelport.api.serve import build_app
 from modelport.core.deployment import parse_spec
@@ -30,6 +31,7 @@ from modelport.core.settings import Settings
 from modelport.serving.config import MonitoringConfig, ServeConfig
 
 EXAMPLE = pd.DataFrame({"x": [0.0, 1.0]})
+CANARY = "{kind: canary, steps: [50, 100], step_interval: 1s}"
 ANALYSIS = """
 analysis:
   min_requests: 20
@@ -70,10 +72,12 @@ def serving(settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
-def deploy(registry: Registry, strategy: str, candidate: int, no_data: str = "60s") -> int:
+def deploy(
+    registry: Registry, strategy: str, candidate: int, no_data: str = "60s", extra: str = ""
+) -> int:
     text = (
         f"endpoint: ep\nbaseline: ep@champion\ncandidate: ep:{candidate}\n"
-        f"strategy: {strategy}\n" + ANALYSIS.format(no_data=no_data)
+        f"strategy: {strategy}\n" + ANALYSIS.format(no_data=no_data) + extra
     )
     plan = registry.deploy(parse_spec(text, "test.yaml"))
     assert plan.record is not None
@@ -231,6 +235,42 @@ def test_blue_green_switches_in_one_step(settings: Settings, registry: Registry)
     published = registry.service.audit(action="routes.publish")
     tables = [e.details["table"]["routes"] for e in sorted(published, key=lambda e: e.id)]
     assert tables == [[["1", 100]], [["2", 100]]]  # every request to v1, then every one to v2
+
+
+def test_the_gates_stop_a_breaking_or_regressing_candidate_before_any_traffic(
+    settings: Settings, registry: Registry, tmp_path: Path
+) -> None:
+    """In the server: the schema gate blocks a candidate that no longer accepts ``x``; the
+    regression gate, on a registered golden dataset, blocks v3 (it answers 1 where the labels
+    and the baseline say 0). Neither candidate answers a request; every report is stored."""
+    breaking = registry.register(ZeroOnY(), name="ep", input_example=pd.DataFrame({"y": [0.0]}))
+    golden = tmp_path / "golden.csv"
+    pd.DataFrame({"x": [float(i % 40) for i in range(60)], "label": [0] * 60}).to_csv(
+        golden, index=False
+    )
+    dataset = registry.register_dataset(golden, "golden")
+    regression = (
+        f"gates: {{regression: {{dataset: 'golden:{dataset.number}', label_column: label, "
+        "metric_tolerances: {accuracy: 0.01}}}\n"
+    )
+    with serving(settings) as client:
+        revision = deploy(registry, CANARY, breaking.number)
+        record, seen, _ = drive(client, registry, revision)
+        assert record.phase == "rolled_back"
+        assert set(seen) == {"200 v1"}
+        (schema,) = gate_reports(registry, f"ep:{breaking.number}", "schema")
+        assert not schema.passed
+
+        revision = deploy(registry, CANARY, 3, extra=regression)
+        record, seen, _ = drive(client, registry, revision)
+        assert record.phase == "rolled_back"
+        assert set(seen) == {"200 v1"}
+        (report,) = gate_reports(registry, "ep:3", "regression")
+        assert not report.passed
+        rollback = [e for e in registry.rollout_history("ep") if e.kind == "rollout.rolled_back"]
+        assert len(rollback) == 2
+        assert "regression" in rollback[-1].reason
+    assert registry.get("ep@champion").number == 1
 
 
 def test_missing_data_waits_and_then_aborts_without_a_rollback(
