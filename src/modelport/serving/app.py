@@ -40,7 +40,7 @@ from modelport.serving.logs import RequestContext
 from modelport.serving.manager import ModelManager
 from modelport.serving.middleware import InflightLimit
 from modelport.serving.monitor import ServerMonitor
-from modelport.serving.rollout_windows import MonitorWindows, NoWindows, on_loop
+from modelport.serving.rollout_windows import SHADOWS, MonitorWindows, NoWindows, on_loop
 from modelport.serving.routes import endpoints as endpoints_route
 from modelport.serving.routes import metrics as metrics_route
 from modelport.serving.routes import mlflow, monitoring, openapi, tfserving, v2
@@ -113,6 +113,8 @@ def create_app(
         observer=monitor.recorder if monitor is not None else None,
         endpoints=endpoints,
     )
+    if monitor is not None:  # every worker's shadow comparisons count in the controller's
+        monitor.share(SHADOWS, plane.shadows.tally.export)
     watch = None
     if read_endpoints is not None:
         watch = EndpointWatch(read_endpoints, endpoints, manager, executor, config.poll_interval_s)

@@ -31,6 +31,7 @@ from sqlalchemy import Engine
 
 from modelport.core.clock import Clock
 from modelport.core.errors import (
+    InvalidInputError,
     ModelNotFoundError,
     NotFoundError,
     UnavailableError,
@@ -112,6 +113,7 @@ class ServerMonitor:
         self._state_dir = state_dir
         self._shared = SharedDirectory(shared_dir) if shared_dir is not None else None
         self._publish_interval_s = publish_interval_s
+        self._exports: dict[str, Callable[[], Any]] = {}
         self.recorder = PredictionRecorder(WorkerWindows([config.window_s], clock), clock)
         self._engine: Engine | None = None
         self._store: SqlPredictionStore | None = None
@@ -204,13 +206,44 @@ class ServerMonitor:
         self._metrics.prediction_log_dropped.labels(model, version).inc(n)
 
     # -- windows across workers ---------------------------------------------------------------
+    def share(self, name: str, export: Callable[[], Any]) -> None:
+        """Publish ``export()`` (JSON-ready, taken on the loop) under ``name`` with this worker's
+        windows, for its siblings to read from ``exchange`` (the shadow tally uses it)."""
+        if name.isdigit():
+            raise InvalidInputError(f"a shared export needs a name that is not a number: {name!r}")
+        self._exports[name] = export
+
+    def _export(self) -> dict[str, Any]:
+        exported = self.recorder.windows.export()
+        for name, export in self._exports.items():
+            exported[name] = export()
+        return exported
+
     async def _publish(self) -> None:
         if self._shared is not None:
-            await asyncio.to_thread(self._shared.write_windows, self.recorder.windows.export())
+            await asyncio.to_thread(self._shared.write_windows, self._export())
 
-    async def merged_windows(self) -> dict[int, RollingWindow]:
-        """Every live worker's windows merged, by length (this worker's published first)."""
-        return await self._merged()
+    async def exchange(self) -> list[dict[str, Any]]:
+        """Publish this worker's exports and return its live siblings' (none with one worker)."""
+        shared = self._shared
+        if shared is None:
+            return []
+        exported = self._export()
+
+        def exchange() -> list[dict[str, Any]]:
+            shared.write_windows(exported)
+            return shared.read_windows()
+
+        return await asyncio.to_thread(exchange)
+
+    async def merged_windows(
+        self, others: list[dict[str, Any]] | None = None
+    ) -> dict[int, RollingWindow]:
+        """Every live worker's windows merged, by length (this worker's published first);
+        ``others``: its siblings' exports when the caller already exchanged them."""
+        if others is None:
+            others = await self.exchange()
+        return self.recorder.windows.merged(others)
 
     async def accuracy_since(
         self, model: str, version: int, since: datetime
@@ -231,19 +264,6 @@ class ServerMonitor:
         stats = (await asyncio.to_thread(self._flushed, read)).overall
         return stats.count, stats.accuracy
 
-    async def _merged(self) -> dict[int, RollingWindow]:
-        """Every live worker's windows merged (this worker's published first)."""
-        shared = self._shared
-        if shared is None:
-            return self.recorder.windows.merged()
-        exported = self.recorder.windows.export()
-
-        def exchange() -> list[dict[str, Any]]:
-            shared.write_windows(exported)
-            return shared.read_windows()
-
-        return self.recorder.windows.merged(await asyncio.to_thread(exchange))
-
     # -- the periodic evaluation --------------------------------------------------------------
     async def _evaluate_safely(self) -> None:
         try:
@@ -262,7 +282,7 @@ class ServerMonitor:
             evaluator = self._evaluator
             if evaluator is None or not await self._leading():
                 return
-            merged = await self._merged()
+            merged = await self.merged_windows()
             self.recorder.forget(set(served_versions(self._manager)))
             self._evaluation = await evaluator.run(merged)
             if self._shared is not None:
@@ -273,7 +293,7 @@ class ServerMonitor:
         """``GET /v2/monitoring/status``: per version, figures over ``window_s`` of every
         worker, with accuracy, drift and firing alerts from the latest evaluation."""
         now = self._clock.now()
-        window = (await self._merged())[self.config.window_s]
+        window = (await self.merged_windows())[self.config.window_s]
         evaluation = self._evaluation
         if self._shared is not None and (evaluation is None or not self._shared.leading):
             evaluation = await asyncio.to_thread(self._shared.read_evaluation) or evaluation

@@ -11,8 +11,9 @@ window's length (``--window``, 300 s by default) before now.
 ``MonitorWindows`` is the thread-safe adapter: the windows belong to the event loop, so each
 call runs there (``call``: ``asyncio.run_coroutine_threadsafe`` on the server's loop, or an
 anyio portal's ``call`` in tests). The shadow window is the agreement of the candidate's
-mirrored answers with the primary's since the stage began (``serving.shadow.ShadowTally``),
-None before the first comparison (``min_shadow_agreement`` then waits). An endpoint's figures
+mirrored answers with the primary's since the stage began, this worker's and (by their
+exports) every sibling worker's (``serving.shadow.ShadowTally``), None before the first
+comparison (``min_shadow_agreement`` then waits). An endpoint's figures
 are its model's (``Endpoints`` says which model an endpoint routes to).
 
 ``NoWindows`` is the source of a server without monitoring: it never has figures, so a rollout
@@ -31,17 +32,22 @@ from modelport.serving.endpoints import Endpoints
 from modelport.serving.monitor import ServerMonitor
 from modelport.serving.shadow import ShadowTally
 
-__all__ = ["MonitorWindows", "NoWindows", "on_loop", "version_windows"]
+__all__ = ["SHADOWS", "MonitorWindows", "NoWindows", "on_loop", "version_windows"]
 
 _T = TypeVar("_T")
 CallOnLoop = Callable[[Callable[[], Awaitable[Any]]], Any]
 
 
 async def version_windows(
-    monitor: ServerMonitor, model: str, versions: Sequence[int], since: datetime
+    monitor: ServerMonitor,
+    model: str,
+    versions: Sequence[int],
+    since: datetime,
+    others: list[dict[str, Any]] | None = None,
 ) -> dict[int, VersionWindow]:
-    """Figures of ``versions`` of ``model`` since ``since`` (see module doc)."""
-    window = (await monitor.merged_windows())[monitor.config.window_s]
+    """Figures of ``versions`` of ``model`` since ``since`` (see module doc); ``others``: the
+    sibling workers' exports when the caller already exchanged them."""
+    window = (await monitor.merged_windows(others))[monitor.config.window_s]
     out: dict[int, VersionWindow] = {}
     for version in versions:
         stats = window.snapshot((model, model, str(version)), since=since.timestamp())
@@ -70,8 +76,14 @@ def on_loop(loop: asyncio.AbstractEventLoop, timeout_s: float = 10.0) -> CallOnL
     return call
 
 
+#: The name a worker's shadow tally is shared under (``ServerMonitor.share``).
+SHADOWS = "shadows"
+
+
 class MonitorWindows:
-    """``rollout.ports.WindowSource`` over ``monitor``; call it from any thread but the loop's."""
+    """``rollout.ports.WindowSource`` over ``monitor``; call it from any thread but the loop's.
+    With ``shadows``, the tally is shared with the sibling workers (``ServerMonitor.share``)
+    and the shadow window counts every worker's comparisons."""
 
     def __init__(
         self,
@@ -91,10 +103,19 @@ class MonitorWindows:
         async def read() -> tuple[dict[int, VersionWindow], ShadowWindow | None]:
             route = self._endpoints.get(endpoint) if self._endpoints is not None else None
             model = route.model if route is not None else endpoint
-            figures = await version_windows(self._monitor, model, versions, since)
+            others = await self._monitor.exchange()
+            figures = await version_windows(self._monitor, model, versions, since, others)
             shadow = None
             if self._shadows is not None and len(versions) > 1:
-                shadow = self._shadows.window(endpoint, versions[-1], since.timestamp())
+                at = since.timestamp()
+                parts = [self._shadows.window(endpoint, versions[-1], at)]
+                for exported in others:
+                    shadows = exported.get(SHADOWS)
+                    parts.append(ShadowTally.window_of_export(shadows, endpoint, versions[-1], at))
+                found = [p for p in parts if p is not None]
+                if found:
+                    compared = sum(p.compared for p in found)
+                    shadow = ShadowWindow(compared, sum(p.agreed for p in found))
             return figures, shadow
 
         found: tuple[dict[int, VersionWindow], ShadowWindow | None] = self._call(read)

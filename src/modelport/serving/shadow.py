@@ -13,9 +13,15 @@ log rows are the candidate's, with the same request id: delayed labels give it a
 too), and compared with the primary's (``rollout.compare.ShadowComparison``: the
 ``predictions`` output when both have one, else every output). ``ShadowTally`` keeps, per
 endpoint and shadow version, when each comparison happened and whether it agreed, so the
-rollout controller can ask for the agreement since its stage began (``window``). Figures are
-this worker's: with several workers each mirrors its share of the sampled requests, an
-unbiased sample of the agreement.
+rollout controller can ask for the agreement since its stage began (``window``).
+
+With several workers each mirrors its share of the sampled requests. A worker's tally also
+counts its comparisons per second of wall time (the last hour of them), and ``export`` hands
+those counts to its siblings through the monitoring's shared directory; ``window_of_export``
+reads a sibling's, counting only the seconds that began at or after ``since`` (a partial
+second is left out: a gate may wait a little longer, but never counts a comparison from
+before its stage). The controller's figure is therefore every worker's. The ``report`` (the
+interval and latency deltas of ``/v2/endpoints``) stays this worker's.
 """
 
 from __future__ import annotations
@@ -24,12 +30,13 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
 from modelport.core.clock import Clock
+from modelport.core.errors import InvalidInputError
 from modelport.rollout.analysis import ShadowWindow
 from modelport.rollout.compare import ShadowComparison, ShadowReport
 from modelport.serving.adapt import rows_of
@@ -61,12 +68,27 @@ class _Observer(Protocol):
     ) -> None: ...
 
 
+MAX_SECONDS = 3600  # per-second counts kept for export: the last hour
+
+
 @dataclass(slots=True)
 class _Versus:
     """The comparisons of one shadow version on one endpoint."""
 
     comparison: ShadowComparison
     seen: deque[tuple[float, bool]]  # (wall time, agreed), oldest first
+    # whole seconds of wall time -> [compared, agreed], oldest first (insertion order)
+    seconds: dict[int, list[int]] = field(default_factory=dict)
+
+    def count(self, at: float, agreed: bool) -> None:
+        second = int(at)
+        counts = self.seconds.get(second)
+        if counts is None:
+            counts = self.seconds[second] = [0, 0]
+            if len(self.seconds) > MAX_SECONDS:
+                del self.seconds[next(iter(self.seconds))]
+        counts[0] += 1
+        counts[1] += agreed
 
 
 class ShadowTally:
@@ -97,7 +119,9 @@ class ShadowTally:
                 {PREDICTIONS: shadow[PREDICTIONS]},
             )
         agreed = versus.comparison.add(primary, shadow, primary_latency_s, shadow_latency_s)
-        versus.seen.append((self._clock.now().timestamp(), agreed))
+        at = self._clock.now().timestamp()
+        versus.seen.append((at, agreed))
+        versus.count(at, agreed)
         return agreed
 
     def window(self, endpoint: str, version: int, since: float) -> ShadowWindow | None:
@@ -112,6 +136,34 @@ class ShadowTally:
             compared += 1
             agreed += ok
         return ShadowWindow(compared, agreed) if compared else None
+
+    def export(self) -> list[list[Any]]:
+        """This worker's per-second counts, ``[[endpoint, version, [[second, compared, agreed],
+        ...]], ...]`` (JSON-ready), for ``window_of_export`` in its siblings."""
+        return [
+            [endpoint, version, [[t, c, a] for t, (c, a) in versus.seconds.items()]]
+            for (endpoint, version), versus in self._by.items()
+        ]
+
+    @staticmethod
+    def window_of_export(
+        exported: Any, endpoint: str, version: int, since: float
+    ) -> ShadowWindow | None:
+        """A sibling's comparisons in the whole seconds starting at or after ``since``; None
+        when there are none (or the export is not understood: it is then ignored)."""
+        compared = agreed = 0
+        try:
+            for name, number, seconds in exported or ():
+                if name != endpoint or number != version:
+                    continue
+                for second, c, a in seconds:
+                    if second >= since:
+                        compared += int(c)
+                        agreed += int(a)
+            return ShadowWindow(compared, agreed) if compared else None
+        except (TypeError, ValueError, InvalidInputError):
+            log.warning("ignoring another worker's shadow counts: not understood")
+            return None
 
     def versions(self, endpoint: str) -> list[int]:
         """The shadow versions of ``endpoint`` compared so far."""
