@@ -181,3 +181,21 @@ def test_limiter_rejects_bad_values(limit: Any, retry: float) -> None:
 )
 def test_retry_after_header(seconds: float, header: str) -> None:
     assert retry_after_header(seconds) == header
+
+
+def test_the_limiter_says_when_a_worker_is_provably_serving_one_request() -> None:
+    limiter = InflightLimiter(4)
+    assert not limiter.contended()
+    assert limiter.try_acquire()
+    assert not limiter.contended()  # one REST request: nobody else is on the way
+    assert limiter.try_acquire()
+    assert limiter.contended()
+    limiter.release()
+    limiter.release()
+    limiter.enter_unseen()  # one gRPC call: its siblings wait where they are not counted
+    assert limiter.inflight == 1
+    assert limiter.contended()
+    limiter.leave_unseen()
+    assert (limiter.inflight, limiter.contended()) == (0, False)
+    with pytest.raises(RuntimeError, match="leave_unseen"):
+        limiter.leave_unseen()

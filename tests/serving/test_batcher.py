@@ -654,6 +654,47 @@ def test_requests_arriving_together_are_batched_not_run_inline(
     assert len(model.threads) < 9  # the eight concurrent requests shared batches
 
 
+@pytest.mark.parametrize(("contended", "yields"), [(False, False), (True, True), (None, True)])
+def test_a_lone_request_yields_to_gather_others_only_when_others_are_in_flight(
+    executor: ThreadPoolExecutor, contended: bool | None, yields: bool
+) -> None:
+    """A model in the band where batching may pay (1 ms) yields once before running inline, so
+    requests already in flight can join; when ``contended`` says none is, it runs at once."""
+    model = TimedModel(FakeClock(), 0.001)
+    order: list[str] = []
+    asked: list[bool] = []
+
+    def in_flight() -> bool:
+        asked.append(True)
+        return bool(contended)
+
+    async def main() -> None:
+        batcher = AdaptiveBatcher(
+            "m",
+            model.predict,
+            BatchPolicy(),
+            executor,
+            model.clock,
+            contended=None if contended is None else in_flight,
+        )
+        await batcher.start()
+        check(await batcher.submit(req(0)), 0)  # measured in the pool first
+
+        async def other() -> None:
+            order.append("other")
+
+        task = asyncio.create_task(other())  # ready to run at the next yield
+        check(await batcher.submit(req(1)), 1)
+        order.append("answered")
+        await task
+        await batcher.close()
+
+    run(main())
+    assert model.threads[1] == threading.main_thread().name  # inline either way
+    assert order == (["other", "answered"] if yields else ["answered", "other"])
+    assert bool(asked) == (contended is not None)
+
+
 @pytest.mark.parametrize(("cost", "on_loop"), [(0.0002, True), (0.002, False)])
 def test_batches_of_a_fast_model_run_on_the_loop(
     executor: ThreadPoolExecutor, cost: float, on_loop: bool

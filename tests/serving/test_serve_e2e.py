@@ -117,3 +117,59 @@ def test_grpc_port_serves_the_v2_grpc_service(home: Path) -> None:
         result = client.infer("slow", [infer_input])
         assert result.as_numpy("predictions").tolist() == [0.5]
         client.close()
+
+
+def _batches(url: str) -> tuple[float, float]:
+    """``(rows, batches)`` the server's batch-size histogram counted for ``slow`` so far."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    found = {}
+    for kind in ("sum", "count"):
+        match = re.search(
+            rf'^modelport_batch_size_{kind}\{{[^}}]*model="slow"[^}}]*\}} (\S+)$', text, re.M
+        )
+        assert match, text[:2000]
+        found[kind] = float(match.group(1))
+    return found["sum"], found["count"]
+
+
+def test_concurrent_requests_over_rest_and_grpc_share_batches(home: Path) -> None:
+    """A 1 ms model runs a lone request inline without waiting; requests in flight together,
+    over REST or over gRPC, are seen as such and batched (rows per batch above 1)."""
+    grpcclient = pytest.importorskip("tritonclient.grpc")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        grpc_port = sock.getsockname()[1]
+    with running(home, "slow", "--grpc-port", str(grpc_port)) as (_proc, url):
+        for _ in range(20):  # one at a time: nothing to batch with
+            assert _infer(url, 0.001).status_code == 200
+        rows, batches = _batches(url)
+        assert rows == batches  # 20 (+ the smoke request) batches of one row
+
+        def rest_client() -> None:
+            with httpx.Client(timeout=30) as client:
+                body = {
+                    "inputs": [{"name": "delay", "datatype": "FP64", "shape": [1], "data": [0.001]}]
+                }
+                for _ in range(25):
+                    assert client.post(f"{url}/v2/models/slow/infer", json=body).status_code == 200
+
+        def grpc_client() -> None:
+            client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+            infer_input = grpcclient.InferInput("delay", [1], "FP64")
+            infer_input.set_data_from_numpy(np.array([0.001]))
+            for _ in range(25):
+                assert client.infer("slow", [infer_input]).as_numpy("predictions").tolist() == [
+                    0.002
+                ]
+            client.close()
+
+        for client in (rest_client, grpc_client):
+            threads = [threading.Thread(target=client) for _ in range(12)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(120)
+            before_rows, before_batches = rows, batches
+            rows, batches = _batches(url)
+            assert rows - before_rows == 12 * 25  # every request answered once
+            assert (rows - before_rows) / (batches - before_batches) > 1.5, client.__name__

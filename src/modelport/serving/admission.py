@@ -167,6 +167,7 @@ class InflightLimiter:
         self._limit = limit
         self._retry_after_s = retry_after_s
         self._inflight = 0
+        self._unseen = 0  # of them, requests whose siblings queue where they are not counted
         self._rejected = 0
         self._streak = 0  # refusals since the last successful acquire
 
@@ -191,6 +192,25 @@ class InflightLimiter:
         self._inflight += 1
         self._streak = 0
         return True
+
+    def enter_unseen(self) -> None:
+        """Count a request whose admission is decided elsewhere, never refusing it: a gRPC
+        call, bounded by the gRPC server, whose siblings wait in gRPC's own queue where this
+        worker cannot count them. Pair it with ``leave_unseen()``."""
+        self._inflight += 1
+        self._unseen += 1
+
+    def leave_unseen(self) -> None:
+        if self._unseen == 0:
+            raise RuntimeError("InflightLimiter.leave_unseen() called more than enter_unseen()")
+        self._unseen -= 1
+        self._inflight -= 1
+
+    def contended(self) -> bool:
+        """Whether another request may be on its way to a model: more than one in flight, or
+        one whose protocol queues the others where they cannot be counted (``enter_unseen``).
+        False only when this worker is provably serving a single request."""
+        return self._inflight > 1 or self._unseen > 0
 
     def release(self) -> None:
         if self._inflight == 0:

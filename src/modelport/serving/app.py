@@ -23,6 +23,7 @@ from modelport.monitoring.metrics import MULTIPROC_ENV, ServingMetrics, create_m
 from modelport.rollout.ports import WindowSource
 from modelport.runtime.base import Runtime
 from modelport.runtime.threads import DEDICATED_PREFIX, dedicate_current_thread
+from modelport.serving.admission import InflightLimiter
 from modelport.serving.config import ServeConfig
 from modelport.serving.dataplane import DataPlane
 from modelport.serving.edge import InferEdge
@@ -91,7 +92,16 @@ def create_app(
     executor = ThreadPoolExecutor(
         max_workers=max(2, config.framework_threads() + 1), thread_name_prefix=DEDICATED_PREFIX
     )
-    manager = ModelManager(config, resolve, load, executor, clock, events=MetricsEvents(metrics))
+    limiter = InflightLimiter(config.max_inflight)  # every protocol's requests count in it
+    manager = ModelManager(
+        config,
+        resolve,
+        load,
+        executor,
+        clock,
+        events=MetricsEvents(metrics),
+        contended=limiter.contended,
+    )
     monitor = None
     if config.monitoring.enabled:
         monitor = ServerMonitor(
@@ -118,7 +128,7 @@ def create_app(
     watch = None
     if read_endpoints is not None:
         watch = EndpointWatch(read_endpoints, endpoints, manager, executor, config.poll_interval_s)
-    state = ServerState(config, plane, clock)
+    state = ServerState(config, plane, clock, limiter)
     gauges = VersionGauges(metrics, manager, config.metrics_interval_s)
 
     @asynccontextmanager

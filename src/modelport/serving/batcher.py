@@ -125,6 +125,7 @@ class AdaptiveBatcher:
         clock: Clock | None = None,
         *,
         max_concurrency: int = 1,
+        contended: Callable[[], bool] | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise InvalidInputError(f"max_concurrency must be at least 1, not {max_concurrency}")
@@ -134,6 +135,7 @@ class AdaptiveBatcher:
         self._executor = executor
         self._clock: Clock = clock or SystemClock()
         self.max_concurrency = max_concurrency
+        self._contended = contended
         self._queue: deque[_Pending] = deque()
         self._queued_rows = 0
         self._running: dict[asyncio.Task[None], list[_Pending]] = {}
@@ -231,10 +233,14 @@ class AdaptiveBatcher:
         """Whether a request may run inline now: the model is fast, nothing else waits, and
         the request has no deadline (a deadline is enforced only while the loop is free).
         A model fast enough to matter only a little yields once first, so requests that are
-        already readable reach ``submit`` and show there is contention (then they batch)."""
+        already readable reach ``submit`` and show there is contention (then they batch);
+        unless ``contended`` says no other request is in flight in this worker, when a yield
+        could gather nothing (a request read during it reaches ``submit`` only later)."""
         if deadline is not None or self._busy() or not 0 < self._predict_s < INLINE_BELOW_S:
             return False
         if self._predict_s < ALWAYS_INLINE_BELOW_S:
+            return True
+        if self._contended is not None and not self._contended():
             return True
         seen = self._arrivals
         await asyncio.sleep(0)

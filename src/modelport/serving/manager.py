@@ -103,7 +103,10 @@ def smoke_input(version: ModelVersion) -> Any | None:
 
 
 class ModelManager:
-    """Owns the loaded versions of one worker process (start/close from the app lifespan)."""
+    """Owns the loaded versions of one worker process (start/close from the app lifespan).
+
+    ``contended``: whether other requests are in flight in this worker (the batchers skip
+    their batching yield when not; None: always assume they may be)."""
 
     def __init__(
         self,
@@ -114,8 +117,10 @@ class ModelManager:
         clock: Clock | None = None,
         *,
         events: ModelEvents | None = None,
+        contended: Callable[[], bool] | None = None,
     ) -> None:
         self.config = config
+        self._contended = contended
         self._events: ModelEvents = events or NoEvents()
         self._resolve = resolve
         self._load = load
@@ -305,6 +310,7 @@ class ModelManager:
             policy,
             self._executor,
             self._clock,
+            contended=self._contended,
         )
         await served.batcher.start()
         served.idle.set()

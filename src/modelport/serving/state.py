@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 import orjson
 
@@ -30,14 +30,19 @@ class ServerState:
     config: ServeConfig
     plane: DataPlane
     clock: Clock = field(default_factory=SystemClock)
+    # the worker's requests in flight, which every protocol counts in (``self.limiter``);
+    # made from the config when not given
+    inflight: InitVar[InflightLimiter | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, inflight: InflightLimiter | None) -> None:
         self.admission = AdmissionPolicy(
             max_body_bytes=self.config.max_body_bytes,
             max_inflight=self.config.max_inflight,
             default_timeout_s=self.config.default_timeout_s,
         )
-        self.limiter = InflightLimiter(self.config.max_inflight)
+        if inflight is None:
+            inflight = InflightLimiter(self.config.max_inflight)
+        self.limiter = inflight
 
     async def infer_v2(
         self, request: Incoming, model: str, version: int | None

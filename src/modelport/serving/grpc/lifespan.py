@@ -33,6 +33,7 @@ async def grpc_lifespan(
         state.admission.max_body_bytes,
         policy=state.admission,
         interceptors=interceptors,
+        inflight=state.limiter,
     )
     await server.start()
     try:

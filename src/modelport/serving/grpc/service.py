@@ -21,7 +21,7 @@ from modelport.core.errors import (
     NotFoundError,
     UnavailableError,
 )
-from modelport.serving.admission import AdmissionPolicy, parse_timeout
+from modelport.serving.admission import AdmissionPolicy, InflightLimiter, parse_timeout
 from modelport.serving.dataplane import DataPlane
 from modelport.serving.grpc import proto
 from modelport.serving.grpc.convert import (
@@ -74,9 +74,15 @@ def metadata_pairs(metadata: Iterable[Any] | None) -> list[tuple[bytes, bytes]]:
 class InferenceServicer:
     """The six RPCs of the V2 gRPC protocol, answered by one ``DataPlane``."""
 
-    def __init__(self, plane: DataPlane, policy: AdmissionPolicy | None = None) -> None:
+    def __init__(
+        self,
+        plane: DataPlane,
+        policy: AdmissionPolicy | None = None,
+        inflight: InflightLimiter | None = None,
+    ) -> None:
         self.plane = plane
         self.policy = policy or AdmissionPolicy()
+        self.inflight = inflight
 
     async def server_live(self, request: Any, context: Context) -> Any:
         return proto.ServerLiveResponse(live=self.plane.live())
@@ -101,7 +107,19 @@ class InferenceServicer:
 
     async def model_infer(self, request: Any, context: Context) -> Any:
         """One inference; the request's ``id`` (else a fresh one) is its request id, in the
-        prediction log and the logs, and is sent back in the ``x-request-id`` trailer."""
+        prediction log and the logs, and is sent back in the ``x-request-id`` trailer. It counts
+        in the worker's in-flight requests (``inflight``) while it runs, as one whose siblings
+        wait unseen in gRPC's queue (so the batchers keep gathering them)."""
+        inflight = self.inflight
+        if inflight is None:
+            return await self._infer(request, context)
+        inflight.enter_unseen()
+        try:
+            return await self._infer(request, context)
+        finally:
+            inflight.leave_unseen()
+
+    async def _infer(self, request: Any, context: Context) -> Any:
         call = decode_infer_request(request)
         request_id = call.request_id or new_request_id()
         bind_request(request_id)
@@ -175,8 +193,10 @@ class GrpcServer:
         *,
         policy: AdmissionPolicy | None = None,
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        inflight: InflightLimiter | None = None,
     ) -> None:
         self.plane = plane
+        self.inflight = inflight
         self.interceptors = tuple(interceptors)
         self.host = host
         self.port = port
@@ -197,7 +217,7 @@ class GrpcServer:
             maximum_concurrent_rpcs=self.policy.max_inflight,
             interceptors=self.interceptors,
         )
-        servicer = InferenceServicer(self.plane, self.policy)
+        servicer = InferenceServicer(self.plane, self.policy, self.inflight)
         server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(proto.SERVICE_NAME, method_handlers(servicer)),)
         )
