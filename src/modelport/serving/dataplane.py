@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from modelport.core.clock import Clock, SystemClock
 from modelport.core.errors import ModelNotReadyError
@@ -22,32 +22,12 @@ from modelport.serving.endpoints import EndpointRoute, Endpoints
 from modelport.serving.instrument import answered_by
 from modelport.serving.logs import note_answer
 from modelport.serving.manager import ModelManager, Served
+from modelport.serving.observer import PredictionObserver
 from modelport.serving.requestid import current_request_id, request_body, request_headers
 from modelport.serving.shadow import ShadowMirror, ShadowTally
 from modelport.serving.types import ModelInfo, Prediction, Tensor, VersionStatus
 
 __all__ = ["DataPlane", "PredictionObserver"]
-
-
-class PredictionObserver(Protocol):
-    """Told about every prediction the data plane runs (monitoring listens here).
-
-    Called on the event loop right after the model answered (``prediction``) or failed
-    (``prediction`` None, ``error`` the exception): it must take microseconds and never raise.
-    ``latency_s`` is the time spent queued and in the model; ``inputs`` are the model's input
-    as it was run (not to be modified)."""
-
-    def observed(
-        self,
-        served: Served,
-        inputs: Any,
-        prediction: Prediction | None,
-        latency_s: float,
-        *,
-        request_id: str,
-        ok: bool,
-        error: BaseException | None = None,
-    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,31 +129,33 @@ class DataPlane:
         deadline: float | None = None,
     ) -> Prediction:
         """Named tensors, checked against the answering version's signature."""
-        served, mirror = self._decide(model, version)
-        signature = served.version.signature if served.version is not None else None
-        inputs = tensors_to_input(tensors, signature, model)
-        if mirror is None:
-            return await self._run(served, inputs, deadline)
-
-        def convert(other: Served) -> Any:
-            theirs = other.version.signature if other.version is not None else None
-            return inputs if theirs == signature else tensors_to_input(tensors, theirs, model)
-
-        return await self._answer(served, mirror, inputs, deadline, convert)
+        return await self._predict_checked(model, version, tensors, tensors_to_input, deadline)
 
     async def predict_frame(
         self, model: str, version: int | None, frame: Any, *, deadline: float | None = None
     ) -> Prediction:
         """A pandas DataFrame (MLflow, TF Serving rows), checked against the signature."""
+        return await self._predict_checked(model, version, frame, frame_for_signature, deadline)
+
+    async def _predict_checked(
+        self,
+        model: str,
+        version: int | None,
+        value: Any,
+        adapt: Callable[[Any, Signature | None, str], Any],
+        deadline: float | None,
+    ) -> Prediction:
+        """``value`` adapted (``adapt``) to the answering version's signature, and to a
+        mirrored shadow's when that one differs."""
         served, mirror = self._decide(model, version)
         signature = served.version.signature if served.version is not None else None
-        inputs = frame_for_signature(frame, signature, model)
+        inputs = adapt(value, signature, model)
         if mirror is None:
             return await self._run(served, inputs, deadline)
 
         def convert(other: Served) -> Any:
             theirs = other.version.signature if other.version is not None else None
-            return inputs if theirs == signature else frame_for_signature(frame, theirs, model)
+            return inputs if theirs == signature else adapt(value, theirs, model)
 
         return await self._answer(served, mirror, inputs, deadline, convert)
 

@@ -31,7 +31,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +41,7 @@ from modelport.rollout.analysis import ShadowWindow
 from modelport.rollout.compare import ShadowComparison, ShadowReport
 from modelport.serving.adapt import rows_of
 from modelport.serving.manager import ModelManager, Served
+from modelport.serving.observer import PredictionObserver
 from modelport.serving.requestid import current_request_id
 from modelport.serving.types import Prediction
 
@@ -50,22 +51,6 @@ log = logging.getLogger("modelport.serving")
 DEFAULT_CAPACITY = 64
 MAX_TALLY = 100_000
 PREDICTIONS = "predictions"
-
-
-class _Observer(Protocol):
-    """``dataplane.PredictionObserver``'s call, restated here to keep imports one-way."""
-
-    def observed(
-        self,
-        served: Served,
-        inputs: Any,
-        prediction: Prediction | None,
-        latency_s: float,
-        *,
-        request_id: str,
-        ok: bool,
-        error: BaseException | None = None,
-    ) -> None: ...
 
 
 MAX_SECONDS = 3600  # per-second counts kept for export: the last hour
@@ -183,7 +168,7 @@ class ShadowMirror:
         manager: ModelManager,
         clock: Clock,
         tally: ShadowTally,
-        observer: _Observer | None = None,
+        observer: PredictionObserver | None = None,
         *,
         capacity: int = DEFAULT_CAPACITY,
     ) -> None:
