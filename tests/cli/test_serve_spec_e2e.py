@@ -34,6 +34,14 @@ BODY = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [0.0]
 ANALYSIS = "analysis: {min_requests: 10, max_p95_ratio: null, max_p95_ms: 1000}\n"
 
 
+def spec_for(candidate: int, strategy: str, analysis: str = ANALYSIS) -> str:
+    """The spec rolling ``ep:candidate`` out to endpoint ``ep`` by ``strategy``."""
+    return (
+        f"endpoint: ep\nbaseline: ep@champion\ncandidate: ep:{candidate}\n"
+        f"strategy: {strategy}\n{analysis}"
+    )
+
+
 @dataclass
 class Server:
     url: str
@@ -127,10 +135,7 @@ def published(server: Server) -> list[tuple[float, dict[str, Any]]]:
 
 
 def test_serve_from_a_spec_records_it_and_rolls_it_out(tmp_path: Path) -> None:
-    spec = (
-        "endpoint: ep\nbaseline: ep@champion\ncandidate: ep:2\n"
-        "strategy: {kind: canary, steps: [50, 100], step_interval: 1s}\n" + ANALYSIS
-    )
+    spec = spec_for(2, "{kind: canary, steps: [50, 100], step_interval: 1s}")
     with serving(tmp_path, spec) as server:
         answered, record = drive(server)
         assert record.phase == "promoted", server.log.read_text()
@@ -144,10 +149,10 @@ def test_a_shadow_over_two_workers_never_answers_a_client_and_is_promoted(
     tmp_path: Path,
 ) -> None:
     """Each worker mirrors its share; clients only ever see the baseline until promotion."""
-    spec = (
-        "endpoint: ep\nbaseline: ep@champion\ncandidate: ep:2\n"
-        "strategy: {kind: shadow, fraction: 1.0, duration: 2s, min_requests: 10}\n"
-        + ANALYSIS.replace("}", ", min_shadow_agreement: 0.9}")
+    spec = spec_for(
+        2,
+        "{kind: shadow, fraction: 1.0, duration: 2s, min_requests: 10}",
+        ANALYSIS.replace("}", ", min_shadow_agreement: 0.9}"),
     )
     with serving(tmp_path, spec, "--workers", "2") as server:
         answered, record = drive(server)
@@ -171,10 +176,10 @@ def test_a_shadow_over_two_workers_never_answers_a_client_and_is_promoted(
 def test_a_shadow_that_disagrees_is_rolled_back_without_a_client_noticing(
     tmp_path: Path,
 ) -> None:
-    spec = (
-        "endpoint: ep\nbaseline: ep@champion\ncandidate: ep:3\n"
-        "strategy: {kind: shadow, fraction: 1.0, duration: 30s, min_requests: 10}\n"
-        + ANALYSIS.replace("}", ", min_shadow_agreement: 0.9}")
+    spec = spec_for(
+        3,
+        "{kind: shadow, fraction: 1.0, duration: 30s, min_requests: 10}",
+        ANALYSIS.replace("}", ", min_shadow_agreement: 0.9}"),
     )
     with serving(tmp_path, spec) as server:
         answered, record = drive(server)
@@ -195,10 +200,7 @@ def _routed(client: httpx.Client) -> tuple[int, str | None]:
 def test_ab_cohorts_are_sticky_over_http_until_promotion(tmp_path: Path) -> None:
     """A request counts for the A/B cohorts when the sticky table was in force both before
     and after it (read from ``/v2/endpoints``), so promotion does not blur the check."""
-    spec = (
-        "endpoint: ep\nbaseline: ep@champion\ncandidate: ep:2\n"
-        "strategy: {kind: ab, split: 50, sticky_key: header:X-User-ID, duration: 2s}\n" + ANALYSIS
-    )
+    spec = spec_for(2, "{kind: ab, split: 50, sticky_key: header:X-User-ID, duration: 2s}")
     with serving(tmp_path, spec) as server:
         seen: dict[str, set[int]] = {}
         deadline = time.monotonic() + 60
@@ -225,10 +227,7 @@ def test_ab_cohorts_are_sticky_over_http_until_promotion(tmp_path: Path) -> None
 
 
 def test_blue_green_switches_in_one_step_and_is_promoted(tmp_path: Path) -> None:
-    spec = (
-        "endpoint: ep\nbaseline: ep@champion\ncandidate: ep:2\n"
-        "strategy: {kind: blue-green, switch_after: 1s, verify_for: 2s}\n" + ANALYSIS
-    )
+    spec = spec_for(2, "{kind: blue-green, switch_after: 1s, verify_for: 2s}")
     with serving(tmp_path, spec) as server:
         answered, record = drive(server)
         assert record.phase == "promoted", server.log.read_text()
