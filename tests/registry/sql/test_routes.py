@@ -5,9 +5,7 @@ migration over a database that already holds 0004 data."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine
+from tests.registry.sql import together
 
 from modelport.core.clock import FakeClock
 from modelport.core.deployment import parse_spec
@@ -43,7 +42,6 @@ SPEC = (
     "strategy: {kind: canary, steps: [10, 100], step_interval: 60s}\n"
 )
 THREADS = 6
-TIMEOUT_S = 60
 
 
 @pytest.fixture
@@ -52,18 +50,7 @@ def clock() -> FakeClock:
 
 
 def at_once(work: Callable[[int], Any], n: int = THREADS) -> list[Any]:
-    """``work(i)`` in ``n`` threads released together; each result or the exception raised."""
-    barrier = threading.Barrier(n, timeout=TIMEOUT_S)
-
-    def run(i: int) -> Any:
-        barrier.wait()
-        try:
-            return work(i)
-        except Exception as exc:
-            return exc
-
-    with ThreadPoolExecutor(n) as pool:
-        return [f.result(timeout=TIMEOUT_S) for f in [pool.submit(run, i) for i in range(n)]]
+    return together.at_once(work, n)
 
 
 def test_a_publish_returns_what_is_stored(store: SqlMetadataStore, clock: FakeClock) -> None:

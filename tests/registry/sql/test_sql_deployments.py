@@ -5,9 +5,7 @@ with its figures, operator commands consumed once, concurrent writers, and the 0
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
@@ -15,6 +13,7 @@ import pytest
 from alembic import command
 from sqlalchemy import Engine, insert, text
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
+from tests.registry.sql import together
 
 from modelport.core.clock import FakeClock
 from modelport.core.deployment import DeploymentSpec, parse_spec
@@ -55,7 +54,6 @@ BASE = VersionWindow(requests=5000, errors=25, p95_ms=80.0)
 GOOD = Observation(BASE, VersionWindow(requests=500, errors=2, p95_ms=85.0))
 BAD = Observation(BASE, VersionWindow(requests=500, errors=100, p95_ms=85.0))
 THREADS = 4
-TIMEOUT_S = 60
 
 
 @pytest.fixture
@@ -78,18 +76,7 @@ def start(store: SqlMetadataStore, text: str = CANARY) -> RolloutRecord:
 
 
 def at_once(work: Callable[[int], Any], n: int = THREADS) -> list[Any]:
-    """``work(i)`` in ``n`` threads released together; each result or the exception raised."""
-    barrier = threading.Barrier(n, timeout=TIMEOUT_S)
-
-    def run(i: int) -> Any:
-        barrier.wait()
-        try:
-            return work(i)
-        except Exception as exc:
-            return exc
-
-    with ThreadPoolExecutor(n) as pool:
-        return [f.result(timeout=TIMEOUT_S) for f in [pool.submit(run, i) for i in range(n)]]
+    return together.at_once(work, n)
 
 
 # -- deployment specs ---------------------------------------------------------------------------
