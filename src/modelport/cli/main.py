@@ -13,6 +13,7 @@ from modelport._version import __version__
 from modelport.cli.context import AppContext
 from modelport.cli.errors import exit_code
 from modelport.cli.gate_commands import gates
+from modelport.cli.key_commands import keys
 from modelport.cli.monitor_alerts import alerts
 from modelport.cli.monitor_commands import status
 from modelport.cli.monitor_drift import drift
@@ -68,6 +69,7 @@ for command in (register, models, alias, audit, env, data, predict, serve, quick
 for command in (status, drift, feedback, alerts):
     cli.add_command(command)
 cli.add_command(gates)
+cli.add_command(keys)
 cli.add_command(deploy)
 cli.add_command(rollout)
 cli.add_command(deployments)

@@ -20,7 +20,8 @@ to HTTP, ``cli`` maps them to exit codes.
     │   ├── DatasetNotFoundError
     │   ├── ArtifactNotFoundError
     │   ├── DeploymentNotFoundError       an endpoint without a recorded spec (or that revision)
-    │   └── RolloutNotFoundError          no such rollout, no rollout in progress, no command
+    │   ├── RolloutNotFoundError          no such rollout, no rollout in progress, no command
+    │   └── ApiKeyNotFoundError           no API key with that id or name
     ├── ConflictError                     the object exists already / changed concurrently
     ├── IntegrityError
     │   └── DigestMismatchError           an artifact does not match its recorded digest
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 __all__ = [
     "AliasNotFoundError",
+    "ApiKeyNotFoundError",
     "ArtifactNotFoundError",
     "ConflictError",
     "DatasetNotFoundError",
@@ -167,6 +169,10 @@ class DeploymentNotFoundError(NotFoundError):
 
 class RolloutNotFoundError(NotFoundError):
     code = "rollout_not_found"
+
+
+class ApiKeyNotFoundError(NotFoundError):
+    code = "api_key_not_found"
 
 
 class ConflictError(ModelportError):

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from modelport.core.auth import ApiKeyRecord
 from modelport.core.deployment import DeploymentSpec
 from modelport.core.model import (
     AliasMove,
@@ -216,6 +217,28 @@ class MetadataStore(Protocol):
         write generation ``expected_generation + 1`` if the endpoint is still at
         ``expected_generation`` (0: none yet), else ``ConflictError``; audited as
         ``routes.publish`` in the same transaction."""
+        ...
+
+    # API keys ---------------------------------------------------------------------------------
+
+    def add_api_key(
+        self, key_id: str, name: str, key_digest: str, scopes: Sequence[str], actor: str
+    ) -> ApiKeyRecord:
+        """Record a key by the digest of its token (never the token), audited as
+        ``keys.create``; ``ConflictError`` if its id or name is taken."""
+        ...
+
+    def list_api_keys(self, *, include_revoked: bool = False) -> list[ApiKeyRecord]:
+        """Keys by creation time; revoked ones only with ``include_revoked``."""
+        ...
+
+    def api_key_digest(self, key_id: str) -> tuple[ApiKeyRecord, str] | None:
+        """The key with this id and its stored digest, else None."""
+        ...
+
+    def revoke_api_key(self, id_or_name: str, actor: str) -> ApiKeyRecord:
+        """Revoke a key once (``keys.revoke``): ``ConflictError`` if it is revoked already,
+        ``ApiKeyNotFoundError`` if there is no such key."""
         ...
 
     # audit ------------------------------------------------------------------------------------

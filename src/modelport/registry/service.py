@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from modelport.core.auth import ApiKeyRecord
 from modelport.core.deployment import DeploymentSpec
 from modelport.core.envlock import EnvironmentLock
 from modelport.core.errors import ArtifactNotFoundError, InvalidInputError
@@ -341,6 +342,21 @@ class RegistryService:
     ) -> RouteRecord:
         """Compare-and-swap on the endpoint's ``generation`` (``ConflictError`` if it moved)."""
         return self.meta.publish_routes(endpoint, table, expected_generation, self.actor)
+
+    # API keys -----------------------------------------------------------------------------
+    def add_api_key(
+        self, key_id: str, name: str, key_digest: str, scopes: Sequence[str]
+    ) -> ApiKeyRecord:
+        return self.meta.add_api_key(key_id, name, key_digest, scopes, self.actor)
+
+    def list_api_keys(self, *, include_revoked: bool = False) -> list[ApiKeyRecord]:
+        return self.meta.list_api_keys(include_revoked=include_revoked)
+
+    def api_key_digest(self, key_id: str) -> tuple[ApiKeyRecord, str] | None:
+        return self.meta.api_key_digest(key_id)
+
+    def revoke_api_key(self, id_or_name: str) -> ApiKeyRecord:
+        return self.meta.revoke_api_key(id_or_name, self.actor)
 
     # audit --------------------------------------------------------------------------------
     def record(

@@ -219,7 +219,7 @@ def test_upgrade_from_0004_keeps_existing_data_and_builds_the_declared_schema(
 
     upgrade(engine)
     with engine.connect() as conn:
-        assert current_revision(conn) == head_revision() == "0005"
+        assert current_revision(conn) == head_revision()
         ctx = MigrationContext.configure(
             conn,
             opts={

@@ -53,9 +53,10 @@ def test_migrations_ship_inside_the_package() -> None:
         "versions/0003_gate_reports.py",
         "versions/0004_deployments.py",
         "versions/0005_routes.py",
+        "versions/0006_api_keys.py",
     ):
         assert (MIGRATIONS_DIR / name).is_file()
-    assert head_revision() == "0005"
+    assert head_revision() == "0006"
 
 
 def test_upgrade_builds_exactly_the_declared_schema(engine: Engine) -> None:

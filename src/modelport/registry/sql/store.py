@@ -3,7 +3,8 @@
 Every mutating method runs in one transaction together with its audit event; the transaction
 bodies live in ``writes`` and the read queries in ``queries``; deployments and rollouts are the
 ``RolloutStoreMethods`` mixin (``rollout_store``, ``rollout_writes``, ``rollout_queries``) and
-published route tables the ``RouteStoreMethods`` one (``route_store``). A write that still
+published route tables the ``RouteStoreMethods`` one (``route_store``), API keys the
+``KeyStoreMethods`` one (``key_store``). A write that still
 collides with a concurrent one (a unique-constraint race, a PostgreSQL serialization failure or
 deadlock) is retried a few times before ``ConflictError``.
 """
@@ -36,6 +37,7 @@ from modelport.core.names import validate_alias, validate_name
 from modelport.registry.sql import mapping, queries, writes
 from modelport.registry.sql.engine import make_engine, mask_url, read_only
 from modelport.registry.sql.failures import is_transient, translate
+from modelport.registry.sql.key_store import KeyStoreMethods
 from modelport.registry.sql.migrate import upgrade
 from modelport.registry.sql.rollout_store import RolloutStoreMethods
 from modelport.registry.sql.route_store import RouteStoreMethods
@@ -54,7 +56,7 @@ T = TypeVar("T")
 ATTEMPTS = 5
 
 
-class SqlMetadataStore(RolloutStoreMethods, RouteStoreMethods):
+class SqlMetadataStore(RolloutStoreMethods, RouteStoreMethods, KeyStoreMethods):
     """The ``MetadataStore`` on SQLAlchemy. ``open(url)`` creates the engine and migrates.
 
     ``uri`` is the database URL with its password masked. Times come from ``clock`` (UTC).

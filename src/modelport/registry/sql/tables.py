@@ -34,6 +34,7 @@ __all__ = [
     "UtcDateTime",
     "alias_history",
     "aliases",
+    "api_keys",
     "audit_events",
     "dataset_versions",
     "datasets",
@@ -324,4 +325,20 @@ endpoint_routes = Table(
     Column("table", _json(), nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("updated_by", String(200), nullable=False),
+)
+
+
+# API keys: the SHA-256 digest of each token (never the token), its scopes, who made it and
+# who revoked it (a revoked key keeps its row for the audit trail).
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(12), primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("digest", String(64), nullable=False),
+    Column("scopes", _json(), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Column("revoked_by", String(200), nullable=True),
 )
