@@ -141,14 +141,14 @@ def test_concurrent_requests_over_rest_and_grpc_share_batches(home: Path) -> Non
         grpc_port = sock.getsockname()[1]
     with running(home, "slow", "--grpc-port", str(grpc_port)) as (_proc, url):
         for _ in range(20):  # one at a time: nothing to batch with
-            assert _infer(url, 0.002).status_code == 200
+            assert _infer(url, 0.001).status_code == 200
         rows, batches = _batches(url)
         assert rows == batches, (rows, batches)  # 20 (+ the smoke request) batches of one row
 
         def rest_client() -> None:
             with httpx.Client(timeout=30) as client:
                 body = {
-                    "inputs": [{"name": "delay", "datatype": "FP64", "shape": [1], "data": [0.002]}]
+                    "inputs": [{"name": "delay", "datatype": "FP64", "shape": [1], "data": [0.001]}]
                 }
                 for _ in range(25):
                     assert client.post(f"{url}/v2/models/slow/infer", json=body).status_code == 200
@@ -156,10 +156,10 @@ def test_concurrent_requests_over_rest_and_grpc_share_batches(home: Path) -> Non
         def grpc_client() -> None:
             client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
             infer_input = grpcclient.InferInput("delay", [1], "FP64")
-            infer_input.set_data_from_numpy(np.array([0.002]))
+            infer_input.set_data_from_numpy(np.array([0.001]))
             for _ in range(25):
                 assert client.infer("slow", [infer_input]).as_numpy("predictions").tolist() == [
-                    0.004
+                    0.002
                 ]
             client.close()
 
