@@ -21,8 +21,9 @@ from tests.serving.conftest import wait_ready
 from tests.serving.rollout_models import AlsoZero, One, Zero
 
 from modelport.api.registry import Registry
-from modelport.core.errors import ModelLoadError
+from modelport.core.errors import ModelLoadError, StoreUnavailableError
 from modelport.core.model import ModelVersion
+from modelport.core.refs import ModelRef
 from modelport.runtime.base import Runtime
 from modelport.serving.app import create_app, server_state
 from modelport.serving.config import ServeConfig
@@ -274,6 +275,30 @@ def test_a_version_that_failed_to_load_gives_way_to_a_ready_one(versions: Regist
         wait_for(lambda: any(s.state == "failed" for s in manager.versions_of("ep")))
         assert {answered(client) for _ in range(100)} == {1}
         assert client.get("/v2/health/ready").status_code == 200
+
+
+def test_a_routed_version_the_registry_could_not_resolve_for_a_moment_is_loaded_later(
+    versions: Registry,
+) -> None:
+    """A registry outage while resolving a routed version is retried, not held against it."""
+    plans = Plans()
+    plans.route(RouteTable.single("ep", "2", generation=1))
+    outages = [StoreUnavailableError("the registry is down for this test")]
+
+    def resolve(ref: ModelRef) -> ModelVersion:
+        if ref.version == 2 and outages:
+            raise outages.pop()
+        return versions.get(ref)
+
+    def load(version: ModelVersion) -> Runtime:
+        return versions.load(version.ref, threads=1)
+
+    config = ServeConfig(refs=("ep@champion",), poll_interval_s=0.1)
+    app = create_app(config, resolve, load, read_endpoints=plans)
+    with TestClient(app) as client:
+        wait_for(lambda: server_state(client.app).plane.manager.ready_version("ep", 2))
+        assert not outages  # the first resolve failed, a later one loaded it
+        assert {answered(client) for _ in range(10)} == {2}
 
 
 def test_a_table_without_a_ready_version_is_not_ready_and_answers_503(

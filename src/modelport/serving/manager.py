@@ -27,6 +27,7 @@ from modelport.core.errors import (
     ModelNotFoundError,
     ModelNotReadyError,
     ModelportError,
+    StoreError,
     VersionNotFoundError,
 )
 from modelport.core.examples import decode, head
@@ -105,8 +106,9 @@ def smoke_input(version: ModelVersion) -> Any | None:
 class ModelManager:
     """Owns the loaded versions of one worker process (start/close from the app lifespan).
 
-    ``contended``: whether other requests are in flight in this worker (the batchers skip
-    their batching yield when not; None: always assume they may be)."""
+    ``contended``: whether other requests are in flight in this worker (the batchers run a
+    request of a batchable model inline only when not, and queue it otherwise; None: no such
+    signal, the batchers fall back to yielding once)."""
 
     def __init__(
         self,
@@ -214,12 +216,16 @@ class ModelManager:
         self._retire(keep)
 
     async def _resolve_pinned(self, loop: asyncio.AbstractEventLoop) -> list[ModelVersion]:
-        """The pinned versions not loaded yet; one that cannot be resolved is isolated."""
+        """The pinned versions not loaded yet. One the registry says it cannot resolve is
+        isolated (a version number never comes to exist later); when the registry cannot be
+        reached, the next refresh tries again."""
         found = []
         for name, number in sorted(self._pinned - self._versions.keys()):
             ref = ModelRef(name, version=number)
             try:
                 found.append(await loop.run_in_executor(self._executor, self._resolve, ref))
+            except StoreError as exc:
+                log.warning("cannot resolve %s now (%s); will retry", ref, exc)
             except ModelportError as exc:
                 served = Served(name, number)
                 self._versions[(name, number)] = served
