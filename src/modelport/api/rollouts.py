@@ -66,7 +66,7 @@ def endpoint_plans(
     ``models`` (see module doc)."""
     wanted_models, wanted_endpoints = frozenset(models), frozenset(endpoints)
     service = registry.service
-    routes = {r.endpoint: r for r in service.meta.list_routes()}
+    routes = {r.endpoint: r for r in service.list_routes()}
     plans = []
     for record in service.list_deployments():
         spec = record.spec
