@@ -232,19 +232,20 @@ class AdaptiveBatcher:
     async def _alone(self, deadline: float | None) -> bool:
         """Whether a request may run inline now: the model is fast, nothing else waits, and
         the request has no deadline (a deadline is enforced only while the loop is free).
-        Between ``ALWAYS_INLINE_BELOW_S`` and ``INLINE_BELOW_S`` batching may pay, so with a
-        ``contended`` signal the request runs inline only when no other request is in flight
-        in this worker, and otherwise takes the queue: the model then runs off the loop, which
-        keeps reading requests, and those that arrive meanwhile form the next batch (running
-        inline while others are in flight would block the loop and never let a batch form).
-        Without the signal it yields once first, so requests that are already readable reach
-        ``submit`` and show there is contention (then they batch)."""
+        Between ``ALWAYS_INLINE_BELOW_S`` and ``INLINE_BELOW_S`` batching may pay. When the
+        ``contended`` signal says other requests are in flight in this worker, the request
+        takes the queue: the model then runs off the loop, which keeps reading requests, and
+        those that arrive meanwhile form the next batch (running inline while others are in
+        flight would block the loop and never let a batch form). Otherwise it yields once
+        first: requests whose tasks are scheduled but have not started yet (a burst read in
+        one go) are not counted anywhere, and the yield lets them reach ``submit`` and show
+        there is contention (then they batch)."""
         if deadline is not None or self._busy() or not 0 < self._predict_s < INLINE_BELOW_S:
             return False
         if self._predict_s < ALWAYS_INLINE_BELOW_S:
             return True
-        if self._contended is not None:
-            return not self._contended()
+        if self._contended is not None and self._contended():
+            return False
         seen = self._arrivals
         await asyncio.sleep(0)
         self._check_accepting()
